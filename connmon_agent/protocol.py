@@ -1,0 +1,405 @@
+"""The connmon wire protocol: bytes in, validated messages out.
+
+No sockets here (transport modules own those) and nothing but the standard
+library, because this module is imported inside users' applications.
+
+Framing
+-------
+Every message is one frame: a 4-byte big-endian unsigned length ``N``
+followed by ``N`` bytes of UTF-8 JSON holding one object. The object's
+``"t"`` key names the message type. A frame longer than the receiver's
+maximum is refused before its body is read.
+
+Conversation
+------------
+The connecting side speaks first with ``hello``::
+
+    {"t": "hello", "proto": [1, 1], "role": "reporter", "version": "0.1.0",
+     "program": "nova-api", "host": "web1", "pid": 1234, "interval": 1.0}
+
+``proto`` is the range of protocol versions the sender speaks. The agent
+answers ``welcome`` with the version it picked, or ``error`` (code
+``"version"``) naming both ranges, and closes; neither side ever crashes on
+a version it does not know. ``pid`` and ``host`` are informational: a local
+agent identifies a reporter by ``SO_PEERCRED`` and the process start time.
+
+Then, by role:
+
+* reporter → agent: ``report`` (see :func:`validate_report`), one per
+  interval. ``full: true`` carries every pool of the process; ``full:
+  false`` carries only pools that changed plus ``gone`` (ids of pools that
+  no longer exist). A full report is sent on every (re)connect and at least
+  every ``FULL_EVERY`` reports, so an agent that restarted is whole again
+  after one interval.
+* console → agent: ``query`` (answered by one ``state``) or ``subscribe``
+  with an ``interval`` (answered by a ``state`` every interval until the
+  connection closes).
+
+Any malformed or hostile input raises :class:`ProtocolError` and nothing
+else.
+"""
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any, Iterator
+
+from .errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+#: The oldest protocol version this code still speaks.
+MIN_PROTOCOL_VERSION = 1
+
+HEADER = struct.Struct("!I")
+HEADER_SIZE = HEADER.size
+
+#: Largest frame a reporter may send (one process's state).
+MAX_REPORT_FRAME = 1 << 20
+#: Largest frame on console and peer links (a whole host or cluster).
+MAX_STATE_FRAME = 64 << 20
+
+#: Reporters send a full report at least this often (in reports).
+FULL_EVERY = 10
+
+ROLES = ("reporter", "console", "peer")
+TYPES = ("hello", "welcome", "error", "report", "query", "subscribe", "state")
+
+#: Limits that keep a hostile or buggy client from growing the agent.
+MAX_STR = 1024
+MAX_POOLS = 256
+MAX_CHECKOUTS = 100
+MAX_BUCKETS = 64
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_loads = json.loads
+
+
+def encode(msg: dict[str, Any]) -> bytes:
+    """One frame holding ``msg``; raises ProtocolError if it cannot be encoded."""
+    try:
+        body = _dumps(msg).encode("utf-8")
+    except (TypeError, ValueError) as err:
+        raise ProtocolError(f"cannot encode message: {err}") from err
+    return HEADER.pack(len(body)) + body
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """The message in one frame body, its type checked (not its fields)."""
+    try:
+        msg = _loads(body)
+    except (ValueError, RecursionError) as err:
+        # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
+        raise ProtocolError(f"frame is not valid JSON: {err}") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("frame does not hold a JSON object")
+    t = msg.get("t")
+    if t not in TYPES:
+        raise ProtocolError(f"unknown message type {_short(t)}")
+    return msg
+
+
+class FrameDecoder:
+    """Incremental frame decoder for one stream.
+
+    ``feed()`` bytes as they arrive; it returns the complete messages and
+    keeps any partial frame. After a ProtocolError the stream is out of
+    step and must be closed.
+    """
+
+    __slots__ = ("max_size", "_buf")
+
+    def __init__(self, max_size: int = MAX_REPORT_FRAME) -> None:
+        self.max_size = max_size
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        buf = self._buf
+        buf += data
+        out: list[dict[str, Any]] = []
+        pos = 0
+        n = len(buf)
+        while n - pos >= HEADER_SIZE:
+            (size,) = HEADER.unpack_from(buf, pos)
+            if size > self.max_size:
+                raise ProtocolError(
+                    f"frame of {size} bytes exceeds the maximum of {self.max_size}"
+                )
+            if size == 0:
+                raise ProtocolError("empty frame")
+            end = pos + HEADER_SIZE + size
+            if end > n:
+                break
+            out.append(decode_body(bytes(buf[pos + HEADER_SIZE : end])))
+            pos = end
+        if pos:
+            del buf[:pos]
+        return out
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame held."""
+        return len(self._buf)
+
+
+def iter_frames(data: bytes, max_size: int = MAX_STATE_FRAME) -> Iterator[dict[str, Any]]:
+    """Every message in ``data``, which must end on a frame boundary."""
+    dec = FrameDecoder(max_size)
+    yield from dec.feed(data)
+    if dec.pending:
+        raise ProtocolError(f"truncated frame ({dec.pending} bytes left over)")
+
+
+# -- hello / version negotiation -------------------------------------------
+
+
+def hello(role: str, **fields: Any) -> dict[str, Any]:
+    from . import __version__
+
+    msg = {
+        "t": "hello",
+        "proto": [MIN_PROTOCOL_VERSION, PROTOCOL_VERSION],
+        "role": role,
+        "version": __version__,
+    }
+    msg.update(fields)
+    return msg
+
+
+def validate_hello(msg: dict[str, Any]) -> dict[str, Any]:
+    """Check a hello's fields; returns it (with defaults filled in)."""
+    if msg.get("t") != "hello":
+        raise ProtocolError(f"expected hello, got {_short(msg.get('t'))}")
+    proto = msg.get("proto")
+    if (
+        not isinstance(proto, list)
+        or len(proto) != 2
+        or not all(type(v) is int for v in proto)
+        or proto[0] > proto[1]
+    ):
+        raise ProtocolError("hello.proto must be [min, max] protocol versions")
+    role = msg.get("role")
+    if role not in ROLES:
+        raise ProtocolError(f"unknown role {_short(role)}")
+    for key in ("version", "program", "host", "service", "node"):
+        if key in msg:
+            _str(msg, key, "hello")
+    if "pid" in msg and not _is_int(msg["pid"]):
+        raise ProtocolError("hello.pid must be an integer")
+    if "interval" in msg:
+        _num(msg, "interval", "hello")
+    return msg
+
+
+def negotiate(msg: dict[str, Any]) -> int:
+    """The protocol version to speak with the sender of ``msg`` (a hello).
+
+    Raises ProtocolError whose message names both sides' ranges when there
+    is none; the caller sends it back as an ``error`` before closing.
+    """
+    lo, hi = msg["proto"]
+    best = min(hi, PROTOCOL_VERSION)
+    if best < max(lo, MIN_PROTOCOL_VERSION):
+        raise ProtocolError(
+            f"peer speaks protocol {lo}..{hi}, this side speaks "
+            f"{MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION}"
+        )
+    return best
+
+
+def welcome(version: int, **fields: Any) -> dict[str, Any]:
+    from . import __version__
+
+    msg = {"t": "welcome", "proto": version, "version": __version__}
+    msg.update(fields)
+    return msg
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"t": "error", "code": code, "message": message}
+
+
+# -- reports ----------------------------------------------------------------
+
+#: Gauges of one pool (current values).
+GAUGES = ("checked_out", "checked_in", "connections", "detached", "overflow", "waiters")
+#: Counters of one pool (monotonic since the pool was first seen in this process).
+COUNTERS = (
+    "checkouts",
+    "checkins",
+    "connects",
+    "disconnects",
+    "invalidated_hard",
+    "invalidated_soft",
+    "timeouts",
+    "commits",
+    "rollbacks",
+    "transactions",
+)
+CONFIG_KEYS = ("class", "size", "max_overflow", "timeout", "recycle", "pre_ping")
+
+
+def validate_report(msg: dict[str, Any]) -> dict[str, Any]:
+    """Check a report in place and return it.
+
+    Shape::
+
+        {"t": "report", "seq": 7, "full": true, "program": "nova-api",
+         "dropped": 0, "gone": ["2"],
+         "pools": [{
+            "id": "1",                       # unique within the process
+            "name": "Engine(mysql+pymysql://nova@db/nova)",
+            "target": "mysql+pymysql://nova@db:3306/nova",   # no password
+            "config": {"class": "QueuePool", "size": 5, "max_overflow": 10,
+                       "timeout": 30.0, "recycle": -1, "pre_ping": false},
+            "gauges": {"checked_out": 1, "checked_in": 2, "connections": 3,
+                       "detached": 0, "overflow": 0, "waiters": 0},
+            "counters": {"checkouts": 40, ...every name in COUNTERS...},
+            "wait": {"sum": 0.002, "max": 0.001},   # seconds waiting in checkout
+            "checkouts": [{"id": 1, "age": 0.25, "holder": "MainThread",
+                           "kind": "thread", "where": "app.py:12 in handler"}],
+            "checkouts_total": 1,     # may exceed len(checkouts) (capped)
+            "hold": {"bounds": [0.001, ...], "counts": [..., overflow],
+                     "sum": 1.5, "count": 40},
+         }]}
+
+    Ages are seconds relative to the moment of sending, so clock skew
+    between hosts does not matter. Unknown keys are kept (a newer client);
+    missing gauges and counters read as 0.
+    """
+    seq = msg.get("seq")
+    if not _is_int(seq) or seq < 0:
+        raise ProtocolError("report.seq must be a non-negative integer")
+    if type(msg.get("full")) is not bool:
+        raise ProtocolError("report.full must be true or false")
+    if "program" in msg:
+        _str(msg, "program", "report")
+    if "dropped" in msg and not _is_int(msg["dropped"]):
+        raise ProtocolError("report.dropped must be an integer")
+    pools = msg.get("pools")
+    if not isinstance(pools, list) or len(pools) > MAX_POOLS:
+        raise ProtocolError(f"report.pools must be a list of at most {MAX_POOLS}")
+    for pool in pools:
+        _validate_pool(pool)
+    gone = msg.get("gone", [])
+    if not isinstance(gone, list) or len(gone) > MAX_POOLS:
+        raise ProtocolError("report.gone must be a list of pool ids")
+    for pid in gone:
+        if not isinstance(pid, str) or len(pid) > 64:
+            raise ProtocolError("report.gone holds pool ids (strings)")
+    return msg
+
+
+def _validate_pool(pool: Any) -> None:
+    if not isinstance(pool, dict):
+        raise ProtocolError("a pool must be an object")
+    pid = pool.get("id")
+    if not isinstance(pid, str) or not pid or len(pid) > 64:
+        raise ProtocolError("pool.id must be a short non-empty string")
+    for key in ("name", "target"):
+        _str(pool, key, "pool", required=True)
+    config = pool.get("config", {})
+    if not isinstance(config, dict) or len(config) > 32:
+        raise ProtocolError("pool.config must be an object")
+    for key, value in config.items():
+        if len(key) > 64 or not (
+            value is None
+            or type(value) in (bool, int, str)
+            or (type(value) is float and math.isfinite(value))
+        ):
+            raise ProtocolError(f"pool.config.{_short(key)} has a bad value")
+        if type(value) is str and len(value) > MAX_STR:
+            raise ProtocolError(f"pool.config.{_short(key)} is too long")
+    for section in ("gauges", "counters"):
+        values = pool.get(section, {})
+        if not isinstance(values, dict) or len(values) > 64:
+            raise ProtocolError(f"pool.{section} must be an object")
+        for key, value in values.items():
+            if not _is_int(value) or value < 0 or len(key) > 64:
+                raise ProtocolError(
+                    f"pool.{section}.{_short(key)} must be a non-negative integer"
+                )
+    wait = pool.get("wait")
+    if wait is not None:
+        if not isinstance(wait, dict):
+            raise ProtocolError("pool.wait must be an object")
+        for key in ("sum", "max"):
+            _num(wait, key, "pool.wait")
+    checkouts = pool.get("checkouts", [])
+    if not isinstance(checkouts, list) or len(checkouts) > MAX_CHECKOUTS:
+        raise ProtocolError(
+            f"pool.checkouts must be a list of at most {MAX_CHECKOUTS}"
+        )
+    for co in checkouts:
+        if not isinstance(co, dict):
+            raise ProtocolError("a checkout must be an object")
+        if not _is_int(co.get("id")):
+            raise ProtocolError("checkout.id must be an integer")
+        _num(co, "age", "checkout", required=True)
+        for key in ("holder", "kind", "where", "request", "task"):
+            if co.get(key) is not None:
+                _str(co, key, "checkout")
+    if "checkouts_total" in pool and not _is_int(pool["checkouts_total"]):
+        raise ProtocolError("pool.checkouts_total must be an integer")
+    hold = pool.get("hold")
+    if hold is not None:
+        _validate_hist(hold)
+
+
+def _validate_hist(hold: Any) -> None:
+    if not isinstance(hold, dict):
+        raise ProtocolError("pool.hold must be an object")
+    bounds = hold.get("bounds")
+    counts = hold.get("counts")
+    if (
+        not isinstance(bounds, list)
+        or not isinstance(counts, list)
+        or len(bounds) > MAX_BUCKETS
+        or len(counts) != len(bounds) + 1
+    ):
+        raise ProtocolError("pool.hold needs bounds and one more count than bounds")
+    for b in bounds:
+        if type(b) not in (int, float) or not math.isfinite(b):
+            raise ProtocolError("pool.hold.bounds must be finite numbers")
+    for c in counts:
+        if not _is_int(c) or c < 0:
+            raise ProtocolError("pool.hold.counts must be non-negative integers")
+    _num(hold, "sum", "pool.hold")
+    if not _is_int(hold.get("count", 0)):
+        raise ProtocolError("pool.hold.count must be an integer")
+
+
+def validate_subscribe(msg: dict[str, Any]) -> float:
+    """The update interval a subscribe asks for, clamped to [0.1, 60]."""
+    interval = msg.get("interval", 1.0)
+    if type(interval) not in (int, float) or not math.isfinite(interval):
+        raise ProtocolError("subscribe.interval must be a number")
+    return min(max(float(interval), 0.1), 60.0)
+
+
+# -- helpers ----------------------------------------------------------------
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _str(d: dict[str, Any], key: str, where: str, required: bool = False) -> None:
+    v = d.get(key)
+    if v is None and not required:
+        return
+    if not isinstance(v, str) or len(v) > MAX_STR:
+        raise ProtocolError(f"{where}.{key} must be a string of at most {MAX_STR}")
+
+
+def _num(d: dict[str, Any], key: str, where: str, required: bool = True) -> None:
+    v = d.get(key)
+    if v is None and not required:
+        return
+    if type(v) not in (int, float) or not math.isfinite(v):
+        raise ProtocolError(f"{where}.{key} must be a finite number")
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
