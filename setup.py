@@ -33,6 +33,7 @@ TEST_REQUIRES = [
     "psycopg[binary]>=3.1",
     "pyte>=0.8",
     "gunicorn>=22",
+    "celery>=5.3",
 ]
 
 setup(
@@ -53,6 +54,7 @@ setup(
     extras_require={
         "django": ["Django>=5.2"],
         "console": ["urwid>=2.6"],
+        "celery": ["celery>=5.3"],
         "mysql": ["pymysql>=1.1"],
         "postgresql": ["psycopg2-binary>=2.9"],
         "test": TEST_REQUIRES,

@@ -41,7 +41,6 @@ else.
 from __future__ import annotations
 
 import json
-import math
 import struct
 from typing import Any, Iterator
 
@@ -57,7 +56,7 @@ HEADER_SIZE = HEADER.size
 #: Largest frame a reporter may send (one process's state).
 MAX_REPORT_FRAME = 1 << 20
 #: Largest frame on console and peer links (a whole host or cluster).
-MAX_STATE_FRAME = 64 << 20
+MAX_STATE_FRAME = 256 << 20
 
 #: Reporters send a full report at least this often (in reports).
 FULL_EVERY = 10
@@ -70,6 +69,11 @@ MAX_STR = 1024
 MAX_POOLS = 256
 MAX_CHECKOUTS = 100
 MAX_BUCKETS = 64
+#: Integers on the wire (ids, counters, gauges) stay within a signed 64-bit
+#: range, and other numbers within +-MAX_NUMBER, so sums stay finite and
+#: encodable whatever a hostile client sends.
+MAX_INT = (1 << 63) - 1
+MAX_NUMBER = 1e15
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _loads = json.loads
@@ -115,6 +119,11 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         buf = self._buf
+        if not buf and len(data) > HEADER_SIZE:
+            # The common case, one whole frame per read: no copying.
+            (size,) = HEADER.unpack_from(data)
+            if size + HEADER_SIZE == len(data) and 0 < size <= self.max_size:
+                return [decode_body(data[HEADER_SIZE:])]
         buf += data
         out: list[dict[str, Any]] = []
         pos = 0
@@ -186,8 +195,9 @@ def validate_hello(msg: dict[str, Any]) -> dict[str, Any]:
             _str(msg, key, "hello")
     if "pid" in msg and not _is_int(msg["pid"]):
         raise ProtocolError("hello.pid must be an integer")
-    if "interval" in msg:
-        _num(msg, "interval", "hello")
+    for key in ("interval", "started"):
+        if key in msg:
+            _num(msg, key, "hello")
     return msg
 
 
@@ -274,8 +284,8 @@ def validate_report(msg: dict[str, Any]) -> dict[str, Any]:
         raise ProtocolError("report.full must be true or false")
     if "program" in msg:
         _str(msg, "program", "report")
-    if "dropped" in msg and not _is_int(msg["dropped"]):
-        raise ProtocolError("report.dropped must be an integer")
+    if "dropped" in msg and (not _is_int(msg["dropped"]) or msg["dropped"] < 0):
+        raise ProtocolError("report.dropped must be a non-negative integer")
     pools = msg.get("pools")
     if not isinstance(pools, list) or len(pools) > MAX_POOLS:
         raise ProtocolError(f"report.pools must be a list of at most {MAX_POOLS}")
@@ -290,89 +300,144 @@ def validate_report(msg: dict[str, Any]) -> dict[str, Any]:
     return msg
 
 
+# Validation runs once per report in the agent (10,000 a second at the target
+# scale), so the loops below lean on C builtins (set(map(type, ...)), min,
+# max) instead of a Python call per value. Semantics are those of the plain
+# checks: exact types (no bools for ints), bounded magnitudes, no NaN/inf.
+_INT_ONLY = {int}
+_NUMBER_TYPES = {int, float}
+_CONFIG_TYPES = {bool, int, float, str, type(None)}
+_CHECKOUT_STRS = ("holder", "kind", "where", "request", "task")
+
+
+def _ints_ok(values: Any, low: int = 0) -> bool:
+    """All exact ints in [low, MAX_INT] (vacuously true when empty)."""
+    return not values or (set(map(type, values)) <= _INT_ONLY and min(values) >= low and max(values) <= MAX_INT)
+
+
+def _numbers_ok(values: Any) -> bool:
+    """All ints/floats within +-MAX_NUMBER; NaN and infinities refused."""
+    if not values:
+        return True
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        return False
+    total = sum(values)  # NaN if any NaN (or +inf and -inf) is in there
+    return total == total and min(values) >= -MAX_NUMBER and max(values) <= MAX_NUMBER
+
+
+class _Known:
+    """A few recently validated values (copies), compared by equality.
+
+    Every process sends the same pool config and histogram bounds in every
+    report; checking equality with a known-good copy costs a C-level compare
+    instead of a walk over the values. Bounded (``size`` entries) and holds
+    private copies, so nothing a client sends later can change them.
+    """
+
+    __slots__ = ("items", "size")
+
+    def __init__(self, size: int = 8) -> None:
+        self.items: list[Any] = []
+        self.size = size
+
+    def __contains__(self, value: Any) -> bool:
+        return value in self.items
+
+    def add(self, value: Any) -> None:
+        if len(self.items) >= self.size:
+            del self.items[0]
+        self.items.append(value.copy())
+
+
+_good_configs = _Known()
+_good_bounds = _Known()
+
+
 def _validate_pool(pool: Any) -> None:
-    if not isinstance(pool, dict):
+    if type(pool) is not dict:
         raise ProtocolError("a pool must be an object")
     pid = pool.get("id")
-    if not isinstance(pid, str) or not pid or len(pid) > 64:
+    if type(pid) is not str or not pid or len(pid) > 64:
         raise ProtocolError("pool.id must be a short non-empty string")
     for key in ("name", "target"):
-        _str(pool, key, "pool", required=True)
+        v = pool.get(key)
+        if type(v) is not str or len(v) > MAX_STR:
+            raise ProtocolError(f"pool.{key} must be a string of at most {MAX_STR}")
     config = pool.get("config", {})
-    if not isinstance(config, dict) or len(config) > 32:
+    if type(config) is not dict or len(config) > 32:
         raise ProtocolError("pool.config must be an object")
-    for key, value in config.items():
-        if len(key) > 64 or not (
-            value is None
-            or type(value) in (bool, int, str)
-            or (type(value) is float and math.isfinite(value))
-        ):
-            raise ProtocolError(f"pool.config.{_short(key)} has a bad value")
-        if type(value) is str and len(value) > MAX_STR:
-            raise ProtocolError(f"pool.config.{_short(key)} is too long")
+    if config and config not in _good_configs:
+        values = config.values()
+        types = set(map(type, values))
+        if not types <= _CONFIG_TYPES or max(map(len, config)) > 64:
+            raise ProtocolError("pool.config holds a bad key or value")
+        if float in types and not _numbers_ok([v for v in values if type(v) is float]):
+            raise ProtocolError("pool.config holds a non-finite number")
+        if str in types and max(len(v) for v in values if type(v) is str) > MAX_STR:
+            raise ProtocolError("pool.config holds a string that is too long")
+        _good_configs.add(config)
     for section in ("gauges", "counters"):
         values = pool.get(section, {})
-        if not isinstance(values, dict) or len(values) > 64:
+        if type(values) is not dict or len(values) > 64:
             raise ProtocolError(f"pool.{section} must be an object")
-        for key, value in values.items():
-            if not _is_int(value) or value < 0 or len(key) > 64:
-                raise ProtocolError(
-                    f"pool.{section}.{_short(key)} must be a non-negative integer"
-                )
+        if values and (not _ints_ok(list(values.values())) or max(map(len, values)) > 64):
+            raise ProtocolError(f"pool.{section} must map short names to non-negative integers")
     wait = pool.get("wait")
     if wait is not None:
-        if not isinstance(wait, dict):
+        if type(wait) is not dict:
             raise ProtocolError("pool.wait must be an object")
         for key in ("sum", "max"):
             _num(wait, key, "pool.wait")
     checkouts = pool.get("checkouts", [])
-    if not isinstance(checkouts, list) or len(checkouts) > MAX_CHECKOUTS:
-        raise ProtocolError(
-            f"pool.checkouts must be a list of at most {MAX_CHECKOUTS}"
-        )
+    if type(checkouts) is not list or len(checkouts) > MAX_CHECKOUTS:
+        raise ProtocolError(f"pool.checkouts must be a list of at most {MAX_CHECKOUTS}")
     for co in checkouts:
-        if not isinstance(co, dict):
+        if type(co) is not dict:
             raise ProtocolError("a checkout must be an object")
-        if not _is_int(co.get("id")):
+        v = co.get("id")
+        if type(v) is not int or not -MAX_INT <= v <= MAX_INT:
             raise ProtocolError("checkout.id must be an integer")
-        _num(co, "age", "checkout", required=True)
-        for key in ("holder", "kind", "where", "request", "task"):
-            if co.get(key) is not None:
-                _str(co, key, "checkout")
-    if "checkouts_total" in pool and not _is_int(pool["checkouts_total"]):
-        raise ProtocolError("pool.checkouts_total must be an integer")
+        v = co.get("age")
+        if type(v) not in _NUMBER_TYPES or not -MAX_NUMBER <= v <= MAX_NUMBER:
+            raise ProtocolError("checkout.age must be a finite number")
+        for key in _CHECKOUT_STRS:
+            v = co.get(key)
+            if v is not None and (type(v) is not str or len(v) > MAX_STR):
+                raise ProtocolError(f"checkout.{key} must be a string of at most {MAX_STR}")
+    if "checkouts_total" in pool and not _ints_ok([pool["checkouts_total"]]):
+        raise ProtocolError("pool.checkouts_total must be a non-negative integer")
     hold = pool.get("hold")
     if hold is not None:
         _validate_hist(hold)
 
 
 def _validate_hist(hold: Any) -> None:
-    if not isinstance(hold, dict):
+    if type(hold) is not dict:
         raise ProtocolError("pool.hold must be an object")
     bounds = hold.get("bounds")
     counts = hold.get("counts")
     if (
-        not isinstance(bounds, list)
-        or not isinstance(counts, list)
+        type(bounds) is not list
+        or type(counts) is not list
         or len(bounds) > MAX_BUCKETS
         or len(counts) != len(bounds) + 1
     ):
         raise ProtocolError("pool.hold needs bounds and one more count than bounds")
-    for b in bounds:
-        if type(b) not in (int, float) or not math.isfinite(b):
+    if bounds not in _good_bounds:
+        if not _numbers_ok(bounds):
             raise ProtocolError("pool.hold.bounds must be finite numbers")
-    for c in counts:
-        if not _is_int(c) or c < 0:
-            raise ProtocolError("pool.hold.counts must be non-negative integers")
+        _good_bounds.add(bounds)
+    if not _ints_ok(counts):
+        raise ProtocolError("pool.hold.counts must be non-negative integers")
     _num(hold, "sum", "pool.hold")
-    if not _is_int(hold.get("count", 0)):
-        raise ProtocolError("pool.hold.count must be an integer")
+    if not _ints_ok([hold.get("count", 0)]):
+        raise ProtocolError("pool.hold.count must be a non-negative integer")
 
 
 def validate_subscribe(msg: dict[str, Any]) -> float:
     """The update interval a subscribe asks for, clamped to [0.1, 60]."""
     interval = msg.get("interval", 1.0)
-    if type(interval) not in (int, float) or not math.isfinite(interval):
+    if type(interval) not in (int, float) or not -MAX_NUMBER <= interval <= MAX_NUMBER:
         raise ProtocolError("subscribe.interval must be a number")
     return min(max(float(interval), 0.1), 60.0)
 
@@ -381,7 +446,7 @@ def validate_subscribe(msg: dict[str, Any]) -> float:
 
 
 def _is_int(v: Any) -> bool:
-    return type(v) is int
+    return type(v) is int and -MAX_INT <= v <= MAX_INT
 
 
 def _str(d: dict[str, Any], key: str, where: str, required: bool = False) -> None:
@@ -396,7 +461,9 @@ def _num(d: dict[str, Any], key: str, where: str, required: bool = True) -> None
     v = d.get(key)
     if v is None and not required:
         return
-    if type(v) not in (int, float) or not math.isfinite(v):
+    # Comparisons, not math.isfinite: a huge int would overflow it, and NaN
+    # fails both comparisons.
+    if type(v) not in (int, float) or not -MAX_NUMBER <= v <= MAX_NUMBER:
         raise ProtocolError(f"{where}.{key} must be a finite number")
 
 

@@ -1,0 +1,300 @@
+"""The agent's live state: processes, their pools, and the snapshot the
+status JSON and the ``state`` message are made of.
+
+A report costs O(size of that report) whatever the number of processes:
+it replaces (full) or patches (delta) one process's pool map. Roll-ups are
+computed only when a snapshot is asked for, and a snapshot is reused for
+``SNAPSHOT_TTL`` seconds so that several consoles asking in the same tick
+cost one build. Single-threaded: called from the event loop only.
+"""
+from __future__ import annotations
+
+import json
+import time
+from sys import intern
+from typing import Any, Hashable
+
+from .. import protocol
+from ..errors import ProtocolError
+from .rollup import Rollup, pool_capacity, pool_view, sorted_rows, vectors
+
+SCHEMA = 1
+
+_dumps_str = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _dumps(obj: Any) -> bytes:
+    return _dumps_str(obj).encode("utf-8")
+
+#: Seconds a built snapshot may be served again to other askers: always
+#: while nothing changed, and even after changes once building it has become
+#: expensive (``SNAPSHOT_SHARE_COST`` seconds), so many consoles asking a
+#: busy agent in the same tick cost one build.
+SNAPSHOT_TTL = 0.1
+SNAPSHOT_SHARE_COST = 0.005
+
+
+class Canon:
+    """Shares equal values between stored reports, to bound memory.
+
+    Thousands of processes report the same pool configs, histogram bounds,
+    database targets and code locations; one shared object each instead of
+    one per report saves about a third of the agent's memory. Strings go
+    through ``sys.intern`` (interned strings die with their last user); the
+    config and bounds tables are bounded (``limit`` entries, then new values
+    are kept unshared). Stored values are never mutated, so sharing is safe.
+    """
+
+    __slots__ = ("limit", "_configs", "_bounds")
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._configs: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._bounds: dict[tuple[Any, ...], list[Any]] = {}
+
+    def pool(self, pool: dict[str, Any]) -> None:
+        """Replace parts of a validated pool by shared equal objects, in place."""
+        pool["name"] = intern(pool["name"])
+        pool["target"] = intern(pool["target"])
+        config = pool.get("config")
+        if config:
+            key = tuple(config.items())
+            shared = self._configs.get(key)
+            if shared is not None:
+                pool["config"] = shared
+            elif len(self._configs) < self.limit:
+                self._configs[key] = config
+        hold = pool.get("hold")
+        if hold:
+            key = tuple(hold["bounds"])
+            shared_b = self._bounds.get(key)
+            if shared_b is not None:
+                hold["bounds"] = shared_b
+            elif len(self._bounds) < self.limit:
+                self._bounds[key] = hold["bounds"]
+        for co in pool.get("checkouts") or ():
+            where = co.get("where")
+            if where is not None:
+                co["where"] = intern(where)
+            holder = co.get("holder")
+            if holder is not None:
+                co["holder"] = intern(holder)
+
+
+class ProcessRecord:
+    """One reporting process, named by ``key = (host, pid, started)``."""
+
+    __slots__ = (
+        "key", "host", "pid", "started", "uid", "program", "conn", "pools",
+        "last", "dropped", "reports", "interval",
+    )
+
+    def __init__(self, host: str, pid: int, started: float, uid: int | None, program: str, conn: Any = None, interval: float | None = None) -> None:
+        self.key: Hashable = (host, pid, started)
+        self.host = host
+        self.pid = pid
+        self.started = started
+        self.uid = uid
+        self.program = program
+        self.conn = conn
+        #: pool id -> (pool as reported, monotonic time it was received)
+        self.pools: dict[str, tuple[dict[str, Any], float]] = {}
+        self.last = time.monotonic()
+        self.dropped = 0
+        self.reports = 0
+        self.interval = interval
+
+
+class Registry:
+    """Processes -> pools, plus the counters of the ``stats`` object."""
+
+    def __init__(self, stale_after: float = 10.0) -> None:
+        self.processes: dict[Hashable, ProcessRecord] = {}
+        self.canon = Canon()
+        self.stale_after = stale_after
+        self.generation = 0
+        self.reports = 0
+        self._snapshot_at = 0.0
+        self._snapshot_generation = -1
+        self._snapshot_cost = 0.0
+        self._snapshot_frame: bytes | None = None
+
+    # -- mutation ---------------------------------------------------------
+
+    def touch(self) -> None:
+        """Something shown in the snapshot (a counter, a client) changed."""
+        self.generation += 1
+
+    def register(self, rec: ProcessRecord) -> ProcessRecord | None:
+        """Track ``rec``; returns the record it replaces (same key), if any."""
+        old = self.processes.get(rec.key)
+        self.processes[rec.key] = rec
+        self.generation += 1
+        return old
+
+    def remove(self, key: Hashable, rec: ProcessRecord | None = None) -> ProcessRecord | None:
+        """Forget a process; with ``rec``, only if that record is still current."""
+        current = self.processes.get(key)
+        if current is None or (rec is not None and current is not rec):
+            return None
+        del self.processes[key]
+        self.generation += 1
+        return current
+
+    def ingest(self, rec: ProcessRecord, msg: dict[str, Any], now: float) -> None:
+        """Apply one validated report to ``rec``. O(pools in the report)."""
+        share = self.canon.pool
+        for p in msg["pools"]:
+            share(p)
+        if msg["full"]:
+            rec.pools = {p["id"]: (p, now) for p in msg["pools"]}
+        else:
+            pools = rec.pools
+            for p in msg["pools"]:
+                pools[p["id"]] = (p, now)
+            for gone in msg.get("gone", ()):
+                pools.pop(gone, None)
+            if len(pools) > protocol.MAX_POOLS:
+                raise ProtocolError(f"process reports more than {protocol.MAX_POOLS} pools")
+        program = msg.get("program")
+        if program:
+            rec.program = program
+        rec.dropped = msg.get("dropped", rec.dropped)
+        rec.last = now
+        rec.reports += 1
+        self.reports += 1
+        self.generation += 1
+
+    # -- snapshots --------------------------------------------------------
+
+    def snapshot(self, agent: dict[str, Any]) -> dict[str, Any]:
+        """The status dict (schema in docs/internals.rst), built now."""
+        return self.build(agent, time.monotonic(), time.time())
+
+    def state_frame(self, agent: dict[str, Any]) -> bytes:
+        """The status as one encoded ``state`` frame, shared by every asker
+        within SNAPSHOT_TTL. Process rows are encoded as they are built, so a
+        snapshot never holds the whole state as Python objects at once."""
+        now = time.monotonic()
+        if (
+            self._snapshot_frame is not None
+            and now - self._snapshot_at < SNAPSHOT_TTL
+            and (self._snapshot_generation == self.generation or self._snapshot_cost > SNAPSHOT_SHARE_COST)
+        ):
+            return self._snapshot_frame
+        self._snapshot_frame = self.build(agent, now, time.time(), frame=True)
+        self._snapshot_at = now
+        self._snapshot_generation = self.generation
+        self._snapshot_cost = time.monotonic() - now
+        return self._snapshot_frame
+
+    def drop_cached(self) -> None:
+        """Free the cached frame (it can be tens of MB at 10,000 processes)."""
+        self._snapshot_frame = None
+
+    def build(self, agent: dict[str, Any], now: float, generated_at: float, frame: bool = False) -> Any:
+        """The whole status dict at monotonic ``now``; with ``frame``, the
+        encoded ``state`` frame instead."""
+        stale_after = self.stale_after
+        totals = Rollup()
+        hosts: dict[str, tuple[Rollup, float]] = {}
+        programs: dict[tuple[str, str], Rollup] = {}
+        databases: dict[str, Rollup] = {}
+        processes = []
+        dropped = 0
+        for rec in self.processes.values():
+            proc = Rollup()
+            proc.processes = 1
+            pools_out = []
+            for pool, received in rec.pools.values():
+                view, longest = pool_view(pool, now - received)
+                pools_out.append(view)
+                g, c = vectors(pool)
+                cap = pool_capacity(pool.get("config") or {})
+                proc.add_pool(g, c, cap, longest)
+                target = pool["target"]
+                db = databases.get(target)
+                if db is None:
+                    db = databases[target] = Rollup()
+                if db.last_process is not rec:
+                    db.last_process = rec
+                    db.processes += 1
+                db.add_pool(g, c, cap, longest)
+            pools_out.sort(key=lambda p: (p["name"], p["id"]))
+            age = max(0.0, now - rec.last)
+            stale = age > stale_after
+            row = proc.as_dict()
+            row.update(
+                host=rec.host, pid=rec.pid, program=rec.program,
+                started=rec.started, last_report_age=round(age, 3), stale=stale,
+                dropped=rec.dropped, uid=rec.uid,
+            )
+            # In a process row ``pools`` is the pool list (the schema's
+            # choice); its roll-up count is ``len(row["pools"])``.
+            row["pools"] = pools_out
+            processes.append(((rec.host, rec.program, rec.pid), _dumps(row) if frame else row))
+            dropped += rec.dropped
+            totals.merge(proc)
+            host = hosts.get(rec.host)
+            if host is None:
+                hosts[rec.host] = (proc_copy(proc), age)
+            else:
+                host[0].merge(proc)
+                if age < host[1]:
+                    hosts[rec.host] = (host[0], age)
+            key = (rec.host, rec.program)
+            prog = programs.get(key)
+            if prog is None:
+                programs[key] = proc_copy(proc)
+            else:
+                prog.merge(proc)
+        host_rows = []
+        for name, (roll, heard) in hosts.items():
+            row = roll.as_dict()
+            row.update(host=name, last_heard_age=round(heard, 3), stale=heard > stale_after)
+            host_rows.append((name, row))
+        prog_rows = []
+        for (host, program), roll in programs.items():
+            row = roll.as_dict()
+            row.update(host=host, program=program)
+            prog_rows.append(((host, program), row))
+        db_rows = []
+        for target, roll in databases.items():
+            row = roll.as_dict()
+            row["target"] = target
+            db_rows.append((target, row))
+        agent = dict(agent)
+        extra = agent.get("stats") or {}
+        stats = {
+            "clients": extra.get("clients", 0),
+            "reports": self.reports,
+            "bad_frames": extra.get("bad_frames", 0),
+            "rejected": extra.get("rejected", 0),
+            "dropped_by_clients": dropped,
+            "processes": len(self.processes),
+        }
+        for key, value in extra.items():
+            stats.setdefault(key, value)
+        agent["stats"] = stats
+        doc = {
+            "schema": SCHEMA,
+            "generated_at": round(generated_at, 3),
+            "agent": agent,
+            "totals": totals.as_dict(),
+            "hosts": sorted_rows(host_rows),
+            "programs": sorted_rows(prog_rows),
+            "databases": sorted_rows(db_rows),
+        }
+        if not frame:
+            doc["processes"] = sorted_rows(processes)
+            return doc
+        head = _dumps({"t": "state", **doc})
+        body = b"".join([head[:-1], b',"processes":[', b",".join(sorted_rows(processes)), b"]}"])
+        return protocol.HEADER.pack(len(body)) + body
+
+
+def proc_copy(proc: Rollup) -> Rollup:
+    """A fresh roll-up holding ``proc``'s sums (so merging does not alias it)."""
+    r = Rollup()
+    r.merge(proc)
+    return r

@@ -1,0 +1,122 @@
+"""Roll-ups of pool state: per process, per (host, program), per host, per
+database target, and the totals — the ``ROLLUP`` objects of the status JSON.
+
+Computed when the state is asked for, never per report, so ingest cost does
+not depend on how many processes are tracked. Nothing here touches sockets.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .. import protocol
+
+GAUGES = protocol.GAUGES
+COUNTERS = protocol.COUNTERS
+_NG = len(GAUGES)
+_NC = len(COUNTERS)
+
+
+def pool_capacity(config: dict[str, Any]) -> int | None:
+    """``size + max_overflow``, or None when the pool is unbounded.
+
+    Unbounded: ``max_overflow < 0`` (QueuePool's "no limit"), or no integer
+    ``size`` (NullPool, StaticPool, or a pool class connmon does not know).
+    """
+    size = config.get("size")
+    if type(size) is not int or size < 0:
+        return None
+    overflow = config.get("max_overflow", 0)
+    if overflow is None:
+        overflow = 0
+    if type(overflow) is not int or overflow < 0:
+        return None
+    return size + overflow
+
+
+class Rollup:
+    """Sums of gauges and counters over a set of pools and processes."""
+
+    __slots__ = ("processes", "pools", "capacity", "unbounded", "gauges", "counters", "longest", "last_process")
+
+    def __init__(self) -> None:
+        self.processes = 0
+        self.pools = 0
+        self.capacity = 0
+        self.unbounded = False
+        self.gauges = [0] * _NG
+        self.counters = [0] * _NC
+        self.longest = 0.0
+        # Counts distinct processes in roll-ups fed pool by pool (databases).
+        self.last_process: object = None
+
+    def add_pool(self, gauges: list[int], counters: list[int], capacity: int | None, longest: float) -> None:
+        self.pools += 1
+        if capacity is None:
+            self.unbounded = True
+        else:
+            self.capacity += capacity
+        mine = self.gauges
+        for i in range(_NG):
+            mine[i] += gauges[i]
+        mine = self.counters
+        for i in range(_NC):
+            mine[i] += counters[i]
+        if longest > self.longest:
+            self.longest = longest
+
+    def merge(self, other: "Rollup") -> None:
+        self.processes += other.processes
+        self.pools += other.pools
+        self.capacity += other.capacity
+        self.unbounded = self.unbounded or other.unbounded
+        mine = self.gauges
+        theirs = other.gauges
+        for i in range(_NG):
+            mine[i] += theirs[i]
+        mine = self.counters
+        theirs = other.counters
+        for i in range(_NC):
+            mine[i] += theirs[i]
+        if other.longest > self.longest:
+            self.longest = other.longest
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "processes": self.processes,
+            "pools": self.pools,
+            "capacity": None if self.unbounded else self.capacity,
+            "gauges": dict(zip(GAUGES, self.gauges)),
+            "counters": dict(zip(COUNTERS, self.counters)),
+            "longest_checkout": round(self.longest, 3),
+        }
+
+
+def pool_view(pool: dict[str, Any], shift: float) -> tuple[dict[str, Any], float]:
+    """A copy of a stored pool with checkout ages brought forward by ``shift``
+    seconds, and its longest checkout age. The stored pool is not touched."""
+    view = dict(pool)
+    longest = 0.0
+    checkouts = pool.get("checkouts")
+    if checkouts:
+        moved = []
+        for co in checkouts:
+            age = round(co["age"] + shift, 3)
+            if age > longest:
+                longest = age
+            c = dict(co)
+            c["age"] = age
+            moved.append(c)
+        view["checkouts"] = moved
+    return view, longest
+
+
+def vectors(pool: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """The pool's gauges and counters in ``GAUGES``/``COUNTERS`` order (missing = 0)."""
+    g = pool.get("gauges") or {}
+    c = pool.get("counters") or {}
+    return [g.get(k, 0) for k in GAUGES], [c.get(k, 0) for k in COUNTERS]
+
+
+def sorted_rows(rows: Iterable[tuple[Any, Any]]) -> list[Any]:
+    """The dicts of ``(sort key, dict)`` pairs, ordered by key."""
+    return [row for _, row in sorted(rows, key=lambda kv: kv[0])]

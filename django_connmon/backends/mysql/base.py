@@ -1,0 +1,32 @@
+"""Pooled MySQL / MariaDB backend: Django's own, with a per-process pool.
+
+Django's MySQL backend needs ``MySQLdb`` (mysqlclient). Where only PyMySQL
+is installed it is installed as ``MySQLdb`` (PyMySQL's own shim), so
+``pip install connmon[mysql]`` is enough.
+"""
+from __future__ import annotations
+
+try:
+    import MySQLdb  # noqa: F401
+except ImportError:
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+
+from django.db.backends.mysql import base as _django
+from django.db.backends.mysql.creation import DatabaseCreation as _DjangoCreation
+
+from ...resetter import RESETTERS
+from ..base import PooledCreationMixin, PooledDatabaseWrapperMixin
+
+_DRIVER = "pymysql" if getattr(_django.Database, "__name__", "") == "pymysql" else "mysqldb"
+
+
+class DatabaseCreation(PooledCreationMixin, _DjangoCreation):
+    pass
+
+
+class DatabaseWrapper(PooledDatabaseWrapperMixin, _django.DatabaseWrapper):
+    resetter = RESETTERS["mysql"]
+    driver_name = _DRIVER
+    creation_class = DatabaseCreation
