@@ -17,6 +17,9 @@ import logging
 from . import runtime
 
 log = logging.getLogger("connmon")
+# A library's logger: records reach the application's handlers when it has
+# configured logging, and are never printed by logging's last-resort handler.
+log.addHandler(logging.NullHandler())
 
 #: Failures of client code since the process started (this process only:
 #: reset in a forked child).

@@ -114,7 +114,11 @@ class Channel:
         if now >= self.next_report:
             self.next_report = now + self.interval
             if link is not None and link.state == "ready":
-                self._report(link, now, collectors)
+                try:
+                    self._report(link, now, collectors)
+                except AgentUnavailable as err:  # the agent went away mid-send
+                    self.dropped += 1
+                    self._disconnect(now, err)
             else:
                 self.dropped += 1
         wake = self.next_report
