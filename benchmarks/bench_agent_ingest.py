@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import shutil
 import signal
@@ -35,39 +36,136 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from connmon_agent import protocol  # noqa: E402
+from connmon_agent.client.reporter import Channel  # noqa: E402
+from connmon_agent.client.state import HOLD_BOUNDS  # noqa: E402
 from connmon_agent.query import fetch_state  # noqa: E402
 
-BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
+#: The simulated fleet: every pool of every process is busy (its counters,
+#: hold-time histogram and wait time change every second), and each second a
+#: pool's set of checkouts (0 to 3 of them, attributed to a request) is
+#: replaced with this probability, its connection count with the next.
+CHECKOUT_CHURN = 0.3
+CONNECTION_CHURN = 0.1
+#: Distinct simulated processes (their reports differ); connections beyond
+#: this share a variant at a different point of its cycle.
+VARIANTS = 64
+#: Reports per variant before it repeats (a multiple of FULL_EVERY).
+CYCLE = 6 * protocol.FULL_EVERY
+
+ROUTES = ["GET /v2.1/servers/{server_id}", "POST /v2.1/servers", "GET /v2.1/flavors/detail", "DELETE /v2.1/servers/{server_id}"]
+WHERES = ["nova/api/openstack/compute/servers.py:421 in show", "nova/db/main/api.py:1834 in instance_get_all_by_filters",
+          "nova/compute/api.py:2201 in _create_instance", "nova/objects/flavor.py:288 in get_all"]
 
 
-def realistic_pool(i: int, seq: int) -> dict:
-    target = f"mysql+pymysql://nova@db{i}:3306/nova"
-    return {
-        "id": str(i),
-        "name": f"Engine({target})",
-        "target": target,
-        "config": {"class": "QueuePool", "size": 5, "max_overflow": 10, "timeout": 30.0, "recycle": 3600, "pre_ping": True},
-        "gauges": {"checked_out": 2, "checked_in": 3, "connections": 5, "detached": 0, "overflow": 0, "waiters": 0},
-        "counters": {name: 1000 * seq + k for k, name in enumerate(protocol.COUNTERS)},
-        "wait": {"sum": 0.0123, "max": 0.002},
-        "checkouts": [
-            {"id": 100 * seq + j, "age": 0.05 + 0.37 * j, "holder": "GET /v2.1/servers/{server_id}", "kind": "request",
-             "where": "nova/api/openstack/compute/servers.py:421 in show"}
-            for j in range(3)
-        ],
-        "checkouts_total": 3,
-        "hold": {"bounds": BOUNDS, "counts": [seq * 3 + k for k in range(len(BOUNDS) + 1)], "sum": 123.4 + seq, "count": 2000 + seq},
-    }
+class SimulatedPool:
+    """One pool of a busy simulated process: the collector interface the
+    real reporter's ``Channel.build`` reads (``id``, ``version``,
+    ``snapshot()``), with state that moves like a busy web process's."""
+
+    def __init__(self, rng: random.Random, index: int) -> None:
+        self.rng = rng
+        self.id = str(index)
+        self.version = 0
+        target = f"mysql+pymysql://nova@db{index}:3306/nova"
+        self.static = {
+            "name": f"Engine({target})",
+            "target": target,
+            "config": {"class": "QueuePool", "size": 5, "max_overflow": 10, "timeout": 30.0, "recycle": 3600, "pre_ping": True},
+        }
+        self.counters = {name: rng.randrange(10 if name.startswith(("invalidated", "timeouts")) else 10_000)
+                         for name in protocol.COUNTERS}
+        self.connections = 5
+        self.checkouts: list[dict] = []
+        self.next_id = 1
+        self.hold_counts = [rng.randrange(1000) for _ in range(len(HOLD_BOUNDS) + 1)]
+        self.hold_sum = 100.0
+        self.wait_sum = 0.01
+        self.wait_max = 0.001
+
+    def advance(self) -> None:
+        """One second of a busy process."""
+        rng = self.rng
+        self.version += 1
+        served = rng.randrange(20, 200)
+        c = self.counters
+        for name in ("checkouts", "checkins", "transactions", "commits"):
+            c[name] += served
+        c["rollbacks"] += rng.randrange(0, 5)
+        if rng.random() < CONNECTION_CHURN:
+            c["connects"] += 1
+            c["disconnects"] += 1
+            self.connections = rng.randrange(3, 8)
+        for _ in range(3):
+            self.hold_counts[rng.randrange(4, 10)] += served // 3
+        self.hold_sum += served * 0.012
+        self.wait_sum += rng.random() * 0.001
+        if rng.random() < CHECKOUT_CHURN:
+            self.checkouts = []
+            for _ in range(rng.randrange(0, 4)):
+                self.checkouts.append({"id": self.next_id, "age": rng.random(), "holder": rng.choice(ROUTES),
+                                       "kind": "request", "thread": f"Thread-{rng.randrange(50)}", "where": rng.choice(WHERES)})
+                self.next_id += 1
+        else:
+            for co in self.checkouts:
+                co["age"] += 1.0
+
+    def snapshot(self, now: float | None = None) -> dict:
+        """A fresh dict, as the collector's snapshot is."""
+        out = len(self.checkouts)
+        connections = max(self.connections, out)
+        snap = {
+            "id": self.id,
+            **self.static,
+            "gauges": {"checked_out": out, "checked_in": connections - out, "connections": connections,
+                       "detached": 0, "overflow": max(0, connections - 5), "waiters": 0},
+            "counters": dict(self.counters),
+            "wait": {"sum": round(self.wait_sum, 6), "max": self.wait_max},
+            "checkouts": [dict(co, age=round(co["age"], 6)) for co in self.checkouts],
+            "checkouts_total": out,
+            "hold": {"bounds": list(HOLD_BOUNDS), "counts": list(self.hold_counts), "sum": round(self.hold_sum, 6),
+                     "count": sum(self.hold_counts)},
+        }
+        return json.loads(json.dumps(snap))  # no object shared with the previous snapshot
 
 
-def report_frames() -> list[bytes]:
-    """One frame per seq in a FULL_EVERY cycle: a full report, then deltas."""
-    frames = []
-    for seq in range(protocol.FULL_EVERY):
-        msg = {"t": "report", "seq": seq, "full": seq == 0, "program": "nova-api", "dropped": 0, "gone": [],
-               "pools": [realistic_pool(1, seq), realistic_pool(2, seq)]}
-        frames.append(protocol.encode(msg))
-    return frames
+def _commit(ch: Channel, full: bool, versions: dict, snaps: dict) -> None:
+    """What ``Channel._report`` records after a successful send."""
+    if full:
+        ch.sent, ch.last = dict(versions), snaps
+    else:
+        ch.sent.update(versions)
+        ch.last.update(snaps)
+
+
+def variant_frames(v: int) -> tuple[list[bytes], list[bytes]]:
+    """One simulated process's ``CYCLE`` reports, made by the real client's
+    report builder (``reporter.Channel.build``): the frame sent at each
+    position (full every FULL_EVERY, deltas between), and a full report of
+    the state at each position (sent once, on connecting, by a connection
+    that starts its cycle right after that position)."""
+    rng = random.Random(v)
+    sims = [SimulatedPool(rng, 1), SimulatedPool(rng, 2)]
+    ch = Channel("bench", "nova-api", 1.0)
+    sent, fulls = [], []
+    for pos in range(2 * CYCLE):  # the first lap only warms the state up
+        for sim in sims:
+            sim.advance()
+        full = pos % protocol.FULL_EVERY == 0
+        msg, versions, _gone, snaps = ch.build(0.0, sims, full)
+        msg["seq"] = pos
+        _commit(ch, full, versions, snaps)
+        if pos >= CYCLE:
+            sent.append(protocol.encode(msg))
+            whole = ch.build(0.0, sims, True)[0]
+            whole["seq"] = pos
+            fulls.append(protocol.encode(whole))
+    return sent, fulls
+
+
+def report_frames() -> tuple[list[list[bytes]], list[list[bytes]]]:
+    """Per variant: the frames of its cycle and the full frame of each position."""
+    pairs = [variant_frames(v) for v in range(VARIANTS)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def raise_nofile() -> None:
@@ -78,6 +176,10 @@ def raise_nofile() -> None:
 def generator(path: str, first_pid: int, count: int, duration: float) -> None:
     """Run as a subprocess: ``count`` connections, a report a second each."""
     raise_nofile()
+    frames, fulls = report_frames()
+    # Connection k plays variant k % VARIANTS from its own point of the cycle,
+    # so a tenth of the processes send their full report in any one second.
+    plan = [(k % VARIANTS, (k // VARIANTS + 7 * k) % CYCLE) for k in range(count)]
     socks = []
     for k in range(count):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -85,15 +187,19 @@ def generator(path: str, first_pid: int, count: int, duration: float) -> None:
         s.sendall(protocol.encode(protocol.hello("reporter", program="nova-api", host=f"bench{first_pid // 100000}",
                                                  pid=first_pid + k, interval=1.0)))
         socks.append(s)
-    for s in socks:  # every welcome, so all are registered before the clock starts
+    for s, (v, start_at) in zip(socks, plan):  # every welcome, so all are registered before the clock starts
         s.settimeout(30)
         head = s.recv(4, socket.MSG_WAITALL)
         (n,) = protocol.HEADER.unpack(head)
         s.recv(n, socket.MSG_WAITALL)
         s.settimeout(None)
     print("ready", flush=True)
+    sys.stdin.readline()  # "warm": every connection sends its first report
+    for s, (v, start_at) in zip(socks, plan):
+        # The real client's first report on a connection: the whole state.
+        s.sendall(fulls[v][(start_at - 1) % CYCLE])
+    print("warm", flush=True)
     sys.stdin.readline()  # "go": every generator starts at once
-    frames = report_frames()
     slices = 20
     start = time.monotonic()
     sent = 0
@@ -102,10 +208,10 @@ def generator(path: str, first_pid: int, count: int, duration: float) -> None:
     import select
 
     while time.monotonic() - start < duration and not select.select([sys.stdin], [], [], 0)[0]:
-        frame = frames[tick % len(frames)]
         for sl in range(slices):
-            for s in socks[sl::slices]:
-                s.sendall(frame)
+            for k in range(sl, count, slices):
+                v, start_at = plan[k]
+                socks[k].sendall(frames[v][(start_at + tick) % CYCLE])
                 sent += 1
             wake = start + tick + (sl + 1) / slices
             delay = wake - time.monotonic()
@@ -120,6 +226,19 @@ def generator(path: str, first_pid: int, count: int, duration: float) -> None:
 def agent_cpu(p: psutil.Process) -> float:
     t = p.cpu_times()
     return t.user + t.system
+
+
+def wait_idle(p: psutil.Process, timeout: float = 60.0) -> None:
+    """Until the agent used under 5 ms of CPU in 0.3 s."""
+    deadline = time.monotonic() + timeout
+    last = agent_cpu(p)
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = agent_cpu(p)
+        if now - last < 0.005:
+            return
+        last = now
+    raise RuntimeError("the agent never went idle")
 
 
 def run_size(n: int, duration: float, generators: int, workdir: str) -> dict:
@@ -149,6 +268,13 @@ def run_size(n: int, duration: float, generators: int, workdir: str) -> dict:
         # Every process is connected (and has no pools yet): this snapshot is
         # cheap, so the window below holds nothing but ingest.
         s0 = fetch_state(path, timeout=60)
+        for g in gens:
+            assert g.stdin is not None and g.stdout is not None
+            g.stdin.write("warm\n")
+            g.stdin.flush()
+        for g in gens:
+            assert g.stdout is not None and g.stdout.readline().strip() == "warm"
+        wait_idle(proc)  # every first (full) report ingested
         c0, t0 = agent_cpu(proc), time.monotonic()
         for g in gens:
             assert g.stdin is not None
@@ -160,7 +286,8 @@ def run_size(n: int, duration: float, generators: int, workdir: str) -> dict:
         s1 = fetch_state(path, timeout=60)
         fetch_s = time.monotonic() - t1
         rss = proc.memory_info().rss
-        reports = s1["agent"]["stats"]["reports"] - s0["agent"]["stats"]["reports"]
+        # The window ingested everything since s0 but the n first reports.
+        reports = s1["agent"]["stats"]["reports"] - s0["agent"]["stats"]["reports"] - n
         ts = time.monotonic()
         out = subprocess.run([sys.executable, "-m", "connmon_agent", "status", "--json", "--socket", path],
                              capture_output=True, cwd=os.path.dirname(HERE), timeout=120)
@@ -183,6 +310,9 @@ def run_size(n: int, duration: float, generators: int, workdir: str) -> dict:
             "fetch_s": fetch_s,
             "status_mb": len(out.stdout) / 2**20,
             "bad_frames": status["agent"]["stats"]["bad_frames"],
+            "ignored_pools": status["agent"]["stats"].get("ignored_pools", 0),
+            "whole": sum(len(p["pools"]) == 2 and all("hold" in pool and "target" in pool for pool in p["pools"])
+                         for p in status["processes"]),
         }
     finally:
         for g in gens:
@@ -212,6 +342,13 @@ def main() -> None:
     ap.add_argument("--generators", type=int, default=2)
     args = ap.parse_args()
     raise_nofile()
+    frames, fulls = report_frames()
+    sizes = [len(f) for fs in frames for f in fs]
+    deltas = [len(f) for fs in frames for pos, f in enumerate(fs) if pos % protocol.FULL_EVERY]
+    print(f"simulated reports (the real client's Channel.build): 2 busy pools per process, counters, hold and wait "
+          f"changing every second, checkouts replaced in {CHECKOUT_CHURN:.0%} of seconds per pool; a full report "
+          f"every {protocol.FULL_EVERY}: mean {sum(sizes) / len(sizes):.0f} bytes a report "
+          f"(deltas {sum(deltas) / len(deltas):.0f}, full {sum(map(len, (f for fs in fulls for f in fs))) // (len(fulls) * CYCLE)})")
     workdir = tempfile.mkdtemp(prefix="cmb", dir="/tmp")
     try:
         rows = [run_size(int(n), args.duration, args.generators, workdir) for n in args.sizes.split(",")]
@@ -222,6 +359,10 @@ def main() -> None:
     for r in rows:
         print(f"{r['n']:>9} {r['tracked']:>8} {r['reports_per_s']:>10.0f} {r['cpu_pct']:>11.1f} {r['us_per_report']:>10.1f} "
               f"{r['rss_ingest_mb']:>7.1f} {r['rss_mb']:>19.1f} {r['fetch_s']:>10.2f}s {r['status_s']:>13.2f}s {r['status_mb']:>8.1f}")
+    for r in rows:
+        if r["bad_frames"] or r["ignored_pools"] or r["whole"] != r["n"]:
+            print(f"WRONG at {r['n']}: bad_frames {r['bad_frames']}, ignored_pools {r['ignored_pools']}, "
+                  f"{r['whole']} of {r['n']} processes whole")
     big = rows[-1]
     print(f"target at {big['n']}: CPU < 25 % -> {'met' if big['cpu_pct'] < 25 else 'MISSED'}; "
           f"RSS <= 150 MB -> {'met' if big['rss_ingest_mb'] <= 150 else 'MISSED'} while ingesting, "

@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--trust-hello-pid", action="store_true", help=argparse.SUPPRESS)
     start.add_argument("--subscriber-buffer", type=int, default=16 << 20, metavar="BYTES",
                        help="a subscriber with more unsent bytes than this skips updates (default 16 MiB)")
+    cluster = start.add_argument_group("cluster (see the README's cluster section)")
+    cluster.add_argument("--config", metavar="FILE",
+                         help="cluster configuration (default: $CONNMON_CONFIG, else /etc/connmon.cfg if present)")
+    cluster.add_argument("--node", metavar="NAME",
+                         help="join the cluster as this node of the configuration: listen on its TCP address "
+                              "and link to every other node of its service (default: local only)")
+    cluster.add_argument("--service", metavar="NAME", help="the service of --node, when several name it")
+    cluster.add_argument("--host", metavar="NAME",
+                         help="the host name this agent shows (default: the node's host= option, else the machine's)")
     start.set_defaults(func=cmd_start)
 
     stop = sub.add_parser("stop", parents=[common], help="stop the agent started with --daemon")
@@ -108,6 +117,20 @@ def cmd_start(args: argparse.Namespace) -> int:
     from .agent.main import run_agent
     from .agent.options import AgentOptions
 
+    cluster = None
+    host = args.host
+    if args.node:
+        from .agent.federation import ClusterOptions
+        from .config import load_config
+
+        config = load_config(args.config)
+        cluster = ClusterOptions.from_config(config, args.node, args.service)
+        host = host or cluster.node.host
+        if not args.socket_given:
+            svc = config.service(cluster.service)
+            args.socket = cluster.node.socket or svc.socket or args.socket
+    elif args.config or args.service:
+        raise ConfigError("--config and --service need --node NAME (the node of the configuration this agent is)")
     socket_path = os.path.abspath(args.socket)
     options = AgentOptions(
         socket_path=socket_path,
@@ -117,7 +140,10 @@ def cmd_start(args: argparse.Namespace) -> int:
         trust_hello_pid=args.trust_hello_pid,
         allow_any_uid=args.allow_any_uid,
         subscriber_buffer=args.subscriber_buffer,
+        cluster=cluster,
     )
+    if host:
+        options.host = host
     pidfile = args.pidfile or (default_pidfile(socket_path) if args.daemon else None)
     return run_agent(
         options,
@@ -157,6 +183,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.socket_given = args.socket is not None
     if args.socket is None:
         args.socket = default_socket_path()
     try:

@@ -26,11 +26,12 @@ agent identifies a reporter by ``SO_PEERCRED`` and the process start time.
 Then, by role:
 
 * reporter → agent: ``report`` (see :func:`validate_report`), one per
-  interval. ``full: true`` carries every pool of the process; ``full:
-  false`` carries only pools that changed plus ``gone`` (ids of pools that
-  no longer exist). A full report is sent on every (re)connect and at least
-  every ``FULL_EVERY`` reports, so an agent that restarted is whole again
-  after one interval.
+  interval. ``full: true`` carries every pool of the process, complete;
+  ``full: false`` carries only the pools that changed, each with only the
+  keys that changed since the connection last carried it, plus ``gone``
+  (ids of pools that no longer exist). A full report is sent on every
+  (re)connect and at least every ``FULL_EVERY`` reports, so an agent that
+  restarted is whole again after one interval.
 * console → agent: ``query`` (answered by one ``state``) or ``subscribe``
   with an ``interval`` (answered by a ``state`` every interval until the
   connection closes).
@@ -62,7 +63,9 @@ MAX_STATE_FRAME = 256 << 20
 FULL_EVERY = 10
 
 ROLES = ("reporter", "console", "peer")
-TYPES = ("hello", "welcome", "error", "report", "query", "subscribe", "state")
+TYPES = ("hello", "welcome", "error", "report", "query", "subscribe", "state",
+         # cluster: authentication handshake (auth.py) and peer sync (agent/federation.py)
+         "challenge", "proof", "sync", "resync")
 
 #: Limits that keep a hostile or buggy client from growing the agent.
 MAX_STR = 1024
@@ -252,7 +255,7 @@ CONFIG_KEYS = ("class", "size", "max_overflow", "timeout", "recycle", "pre_ping"
 def validate_report(msg: dict[str, Any]) -> dict[str, Any]:
     """Check a report in place and return it.
 
-    Shape::
+    Shape of a full report (``full: true``: every pool, each one complete)::
 
         {"t": "report", "seq": 7, "full": true, "program": "nova-api",
          "dropped": 0, "gone": ["2"],
@@ -267,47 +270,89 @@ def validate_report(msg: dict[str, Any]) -> dict[str, Any]:
             "counters": {"checkouts": 40, ...every name in COUNTERS...},
             "wait": {"sum": 0.002, "max": 0.001},   # seconds waiting in checkout
             "checkouts": [{"id": 1, "age": 0.25, "holder": "MainThread",
-                           "kind": "thread", "where": "app.py:12 in handler"}],
+                           "kind": "thread", "thread": "MainThread",
+                           "where": "app.py:12 in handler"}],
             "checkouts_total": 1,     # may exceed len(checkouts) (capped)
             "hold": {"bounds": [0.001, ...], "counts": [..., overflow],
                      "sum": 1.5, "count": 40},
          }]}
 
+    In a full report ``name`` and ``target`` are required, and ``hold`` (when
+    present) has its ``bounds``; the agent replaces the process's pools with
+    the report's.
+
+    A delta report (``full: false``) lists only the pools that changed since
+    the previous report on the same connection, plus in ``gone`` the ids of
+    pools that no longer exist. Each pool record holds its ``id`` and only
+    the top-level keys whose value changed since that pool was last sent on
+    the connection; the agent merges the record into the pool it holds, key
+    by key, and a key a record leaves out keeps its previous value:
+
+    * ``name``, ``target``, ``config``: in the pool's first record on the
+      connection (so in every full report), later only if changed;
+    * ``gauges``, ``counters``, ``wait``, ``checkouts_total``: the whole
+      object or value, when anything in it changed;
+    * ``checkouts``: the whole list, when it changed other than by ages
+      growing (a checkout came or went, or its holder changed). A list
+      left out is kept and its ages are brought forward from the moment the
+      agent received it;
+    * ``hold``: ``counts``, ``sum`` and ``count`` when they changed;
+      ``bounds`` only when the bounds changed (``counts`` must then have
+      one more entry than the bounds the agent holds).
+
+    For example ``{"id": "1", "counters": {...}, "hold": {"counts": [...],
+    "sum": 1.6, "count": 41}}``. A delta record for a pool the agent does not
+    hold must be complete (``name``, ``target``, ``hold`` with ``bounds``);
+    one that is not, or whose ``hold`` does not fit the held bounds, is
+    ignored and counted (``agent.stats.ignored_pools``), not an error. A full
+    report is sent on every (re)connect and at least every ``FULL_EVERY``
+    reports, so an agent is whole after one interval.
+
     Ages are seconds relative to the moment of sending, so clock skew
     between hosts does not matter. Unknown keys are kept (a newer client);
-    missing gauges and counters read as 0.
+    missing gauges and counters read as 0. Every malformed value raises
+    ProtocolError naming it, and nothing else is raised.
     """
     seq = msg.get("seq")
-    if not _is_int(seq) or seq < 0:
+    if type(seq) is not int or not 0 <= seq <= MAX_INT:
         raise ProtocolError("report.seq must be a non-negative integer")
-    if type(msg.get("full")) is not bool:
+    full = msg.get("full")
+    if type(full) is not bool:
         raise ProtocolError("report.full must be true or false")
     if "program" in msg:
         _str(msg, "program", "report")
-    if "dropped" in msg and (not _is_int(msg["dropped"]) or msg["dropped"] < 0):
+    if "dropped" in msg and not _ints_ok([msg["dropped"]]):
         raise ProtocolError("report.dropped must be a non-negative integer")
     pools = msg.get("pools")
-    if not isinstance(pools, list) or len(pools) > MAX_POOLS:
+    if type(pools) is not list or len(pools) > MAX_POOLS:
         raise ProtocolError(f"report.pools must be a list of at most {MAX_POOLS}")
     for pool in pools:
-        _validate_pool(pool)
-    gone = msg.get("gone", [])
-    if not isinstance(gone, list) or len(gone) > MAX_POOLS:
+        _validate_pool(pool, full)
+    gone = msg.get("gone", _NO_ITEMS)
+    if type(gone) is not list or len(gone) > MAX_POOLS:
         raise ProtocolError("report.gone must be a list of pool ids")
-    for pid in gone:
-        if not isinstance(pid, str) or len(pid) > 64:
-            raise ProtocolError("report.gone holds pool ids (strings)")
+    if gone and (not set(map(type, gone)) <= _STR_ONLY or max(map(len, gone)) > 64):
+        raise ProtocolError("report.gone holds pool ids (strings)")
     return msg
 
 
 # Validation runs once per report in the agent (10,000 a second at the target
-# scale), so the loops below lean on C builtins (set(map(type, ...)), min,
-# max) instead of a Python call per value. Semantics are those of the plain
-# checks: exact types (no bools for ints), bounded magnitudes, no NaN/inf.
+# scale), so it checks values in bulk with C builtins (set(map(type, ...)),
+# min, max, sum) rather than with a Python call per value: every integer of
+# a pool (gauges, counters, histogram counts) in one pass, every number in
+# another. When a bulk check fails, a slower pass finds the value to name.
+# Semantics are those of plain checks: exact types (no bools for ints),
+# bounded magnitudes, no NaN/inf.
 _INT_ONLY = {int}
+_STR_ONLY = {str}
 _NUMBER_TYPES = {int, float}
 _CONFIG_TYPES = {bool, int, float, str, type(None)}
-_CHECKOUT_STRS = ("holder", "kind", "where", "request", "task")
+_OPT_STR_TYPES = {str, type(None)}
+_CHECKOUT_STRS = ("holder", "kind", "thread", "where", "request", "task")
+_NAME_KEYS = ("name", "target")
+_KNOWN_NAMES = frozenset(GAUGES) | frozenset(COUNTERS)
+_EMPTY: dict[str, Any] = {}
+_NO_ITEMS: list[Any] = []
 
 
 def _ints_ok(values: Any, low: int = 0) -> bool:
@@ -328,10 +373,11 @@ def _numbers_ok(values: Any) -> bool:
 class _Known:
     """A few recently validated values (copies), compared by equality.
 
-    Every process sends the same pool config and histogram bounds in every
-    report; checking equality with a known-good copy costs a C-level compare
-    instead of a walk over the values. Bounded (``size`` entries) and holds
-    private copies, so nothing a client sends later can change them.
+    Every process sends the same pool config and histogram bounds in its
+    full reports; checking equality with a known-good copy costs a C-level
+    compare instead of a walk over the values. Bounded (``size`` entries)
+    and holds private copies, so nothing a client sends later can change
+    them.
     """
 
     __slots__ = ("items", "size")
@@ -353,42 +399,103 @@ _good_configs = _Known()
 _good_bounds = _Known()
 
 
-def _validate_pool(pool: Any) -> None:
+def _validate_pool(pool: Any, full: bool) -> None:
+    """One pool record; in a delta (``full`` false) every key but ``id`` is optional."""
     if type(pool) is not dict:
         raise ProtocolError("a pool must be an object")
-    pid = pool.get("id")
+    get = pool.get
+    pid = get("id")
     if type(pid) is not str or not pid or len(pid) > 64:
         raise ProtocolError("pool.id must be a short non-empty string")
-    for key in ("name", "target"):
-        v = pool.get(key)
-        if type(v) is not str or len(v) > MAX_STR:
-            raise ProtocolError(f"pool.{key} must be a string of at most {MAX_STR}")
-    config = pool.get("config", {})
+    for key in _NAME_KEYS:
+        if full or key in pool:
+            v = get(key)
+            if type(v) is not str or len(v) > MAX_STR:
+                raise ProtocolError(f"pool.{key} must be a string of at most {MAX_STR}")
+    config = get("config", _EMPTY)
+    if config is not _EMPTY and (type(config) is not dict or (config and config not in _good_configs)):
+        _validate_config(config)
+    gauges = get("gauges", _EMPTY)
+    counters = get("counters", _EMPTY)
+    hold = get("hold")
+    if type(gauges) is not dict or type(counters) is not dict:
+        raise ProtocolError("pool.gauges and pool.counters must be objects")
+    # Every integer of the pool in one check.
+    ints = [*gauges.values(), *counters.values()]
+    if hold is not None:
+        if type(hold) is not dict:
+            raise ProtocolError("pool.hold must be an object")
+        counts = hold.get("counts")
+        if type(counts) is not list:
+            raise ProtocolError("pool.hold.counts must be a list")
+        ints += counts
+        ints.append(hold.get("count", 0))
+    if "checkouts_total" in pool:
+        ints.append(pool["checkouts_total"])
+    if not _ints_ok(ints) or not gauges.keys() <= _KNOWN_NAMES or not counters.keys() <= _KNOWN_NAMES:
+        _name_bad_int(pool)
+    if hold is not None:
+        _validate_hist(hold, full)
+    wait = get("wait")
+    if wait is not None and (type(wait) is not dict or not _numbers_ok([wait.get("sum"), wait.get("max")])):
+        raise ProtocolError("pool.wait must be an object with finite numbers sum and max")
+    checkouts = get("checkouts", _NO_ITEMS)
+    if checkouts:
+        _validate_checkouts(checkouts)
+    elif type(checkouts) is not list:
+        raise ProtocolError(f"pool.checkouts must be a list of at most {MAX_CHECKOUTS}")
+
+
+def _validate_config(config: Any) -> None:
     if type(config) is not dict or len(config) > 32:
         raise ProtocolError("pool.config must be an object")
-    if config and config not in _good_configs:
-        values = config.values()
-        types = set(map(type, values))
-        if not types <= _CONFIG_TYPES or max(map(len, config)) > 64:
-            raise ProtocolError("pool.config holds a bad key or value")
-        if float in types and not _numbers_ok([v for v in values if type(v) is float]):
-            raise ProtocolError("pool.config holds a non-finite number")
-        if str in types and max(len(v) for v in values if type(v) is str) > MAX_STR:
-            raise ProtocolError("pool.config holds a string that is too long")
-        _good_configs.add(config)
+    values = config.values()
+    types = set(map(type, values))
+    if not types <= _CONFIG_TYPES or max(map(len, config)) > 64:
+        raise ProtocolError("pool.config holds a bad key or value")
+    if float in types and not _numbers_ok([v for v in values if type(v) is float]):
+        raise ProtocolError("pool.config holds a non-finite number")
+    if str in types and max(len(v) for v in values if type(v) is str) > MAX_STR:
+        raise ProtocolError("pool.config holds a string that is too long")
+    _good_configs.add(config)
+
+
+def _name_bad_int(pool: dict[str, Any]) -> None:
+    """Raise naming the integer (or name) of ``pool`` that failed the bulk check."""
     for section in ("gauges", "counters"):
-        values = pool.get(section, {})
-        if type(values) is not dict or len(values) > 64:
-            raise ProtocolError(f"pool.{section} must be an object")
-        if values and (not _ints_ok(list(values.values())) or max(map(len, values)) > 64):
-            raise ProtocolError(f"pool.{section} must map short names to non-negative integers")
-    wait = pool.get("wait")
-    if wait is not None:
-        if type(wait) is not dict:
-            raise ProtocolError("pool.wait must be an object")
-        for key in ("sum", "max"):
-            _num(wait, key, "pool.wait")
-    checkouts = pool.get("checkouts", [])
+        values = pool.get(section, _EMPTY)
+        if len(values) > 64 or not _ints_ok(list(values.values())) or (values and max(map(len, values)) > 64):
+            raise ProtocolError(f"pool.{section} must map at most 64 short names to non-negative integers")
+    hold = pool.get("hold")
+    if hold is not None:
+        if not _ints_ok(hold["counts"]):
+            raise ProtocolError("pool.hold.counts must be non-negative integers")
+        if not _ints_ok([hold.get("count", 0)]):
+            raise ProtocolError("pool.hold.count must be a non-negative integer")
+    if not _ints_ok([pool.get("checkouts_total", 0)]):
+        raise ProtocolError("pool.checkouts_total must be a non-negative integer")
+    # Only unknown (but well-formed, short) names of a newer client are left.
+
+
+def _validate_hist(hold: dict[str, Any], full: bool) -> None:
+    """``hold`` is a dict whose ``counts`` passed as ints."""
+    counts = hold["counts"]
+    bounds = hold.get("bounds")
+    if bounds is None and not full:
+        if not 0 < len(counts) <= MAX_BUCKETS + 1:
+            raise ProtocolError(f"pool.hold.counts must hold 1 to {MAX_BUCKETS + 1} counts")
+    elif type(bounds) is not list or len(bounds) > MAX_BUCKETS or len(counts) != len(bounds) + 1:
+        raise ProtocolError("pool.hold needs bounds and one more count than bounds")
+    elif bounds not in _good_bounds:
+        if not _numbers_ok(bounds):
+            raise ProtocolError("pool.hold.bounds must be finite numbers")
+        _good_bounds.add(bounds)
+    total = hold.get("sum")
+    if type(total) not in _NUMBER_TYPES or not -MAX_NUMBER <= total <= MAX_NUMBER:
+        raise ProtocolError("pool.hold.sum must be a finite number")
+
+
+def _validate_checkouts(checkouts: Any) -> None:
     if type(checkouts) is not list or len(checkouts) > MAX_CHECKOUTS:
         raise ProtocolError(f"pool.checkouts must be a list of at most {MAX_CHECKOUTS}")
     for co in checkouts:
@@ -404,34 +511,6 @@ def _validate_pool(pool: Any) -> None:
             v = co.get(key)
             if v is not None and (type(v) is not str or len(v) > MAX_STR):
                 raise ProtocolError(f"checkout.{key} must be a string of at most {MAX_STR}")
-    if "checkouts_total" in pool and not _ints_ok([pool["checkouts_total"]]):
-        raise ProtocolError("pool.checkouts_total must be a non-negative integer")
-    hold = pool.get("hold")
-    if hold is not None:
-        _validate_hist(hold)
-
-
-def _validate_hist(hold: Any) -> None:
-    if type(hold) is not dict:
-        raise ProtocolError("pool.hold must be an object")
-    bounds = hold.get("bounds")
-    counts = hold.get("counts")
-    if (
-        type(bounds) is not list
-        or type(counts) is not list
-        or len(bounds) > MAX_BUCKETS
-        or len(counts) != len(bounds) + 1
-    ):
-        raise ProtocolError("pool.hold needs bounds and one more count than bounds")
-    if bounds not in _good_bounds:
-        if not _numbers_ok(bounds):
-            raise ProtocolError("pool.hold.bounds must be finite numbers")
-        _good_bounds.add(bounds)
-    if not _ints_ok(counts):
-        raise ProtocolError("pool.hold.counts must be non-negative integers")
-    _num(hold, "sum", "pool.hold")
-    if not _ints_ok([hold.get("count", 0)]):
-        raise ProtocolError("pool.hold.count must be a non-negative integer")
 
 
 def validate_subscribe(msg: dict[str, Any]) -> float:

@@ -144,6 +144,8 @@ def finish_scope(scope: scopes.Scope, request: Any = None) -> list[Any]:
     from django.db import connections
 
     scope.end()
+    if not scope.open_checkouts():
+        return []  # the common case: nothing left to look at
     own = set()
     for conn in connections.all(initialized_only=True):
         co = getattr(conn, "_cm_checkout", None)

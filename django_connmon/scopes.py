@@ -147,6 +147,24 @@ _SKIP = (
 )
 _BASE_STDLIB = sys.base_prefix + "/lib/python"
 
+#: code object -> whether its frames are skipped (library code). Bounded by
+#: the number of functions in the program; saves the string tests on every
+#: frame of every checkout.
+_skipped: dict[Any, bool] = {}
+
+
+def _is_library(code: Any) -> bool:
+    fn = code.co_filename
+    skip = (
+        any(s in fn for s in _SKIP)
+        or (fn.startswith(_BASE_STDLIB) and "site-packages" not in fn)
+        or fn.startswith("<frozen")
+    )
+    if len(_skipped) >= 20000:  # code made at run time (exec): stay bounded
+        _skipped.clear()
+    _skipped[code] = skip
+    return skip
+
 
 def where(depth: int = 2) -> str | None:
     """``"path/file.py:LINE in func"`` of the first application frame."""
@@ -154,14 +172,13 @@ def where(depth: int = 2) -> str | None:
         f = sys._getframe(depth)
     except ValueError:
         return None
+    skipped = _skipped
     while f is not None:
-        fn = f.f_code.co_filename
-        if not (
-            any(s in fn for s in _SKIP)
-            or (fn.startswith(_BASE_STDLIB) and "site-packages" not in fn)
-            or fn.startswith("<frozen")
-        ):
-            return f"{fn}:{f.f_lineno} in {f.f_code.co_name}"
+        code = f.f_code
+        skip = skipped.get(code)
+        if skip is None:
+            skip = _is_library(code)
+        if not skip:
+            return f"{code.co_filename}:{f.f_lineno} in {code.co_name}"
         f = f.f_back
     return None
-

@@ -127,18 +127,28 @@ class FakeAgent:
             return list(self.reports)
 
     def last_pool(self, pool_id: str, pid: int | None = None) -> dict[str, Any] | None:
-        """The latest report of pool ``pool_id`` (from reporter ``pid``)."""
+        """Pool ``pool_id`` as an agent holds it after the latest report that
+        carried it (from reporter ``pid``): a full report's record, with the
+        delta records sent after it on the same connection merged in key by
+        key (``protocol.validate_report``)."""
         conns = None
         if pid is not None:
             with self._lock:
                 conns = {h["_conn"] for h in self.hellos if h.get("pid") == pid}
-        for msg in reversed(self.all_reports()):
+        held: dict[int, dict[str, Any]] = {}
+        latest = None
+        for msg in self.all_reports():
             if conns is not None and msg["_conn"] not in conns:
                 continue
             for pool in msg["pools"]:
-                if pool["id"] == pool_id:
-                    return pool
-        return None
+                if pool["id"] != pool_id:
+                    continue
+                before = None if msg["full"] else held.get(msg["_conn"])
+                merged = dict(pool) if before is None else {**before, **pool}
+                if before is not None and "hold" in pool and "bounds" not in pool["hold"]:
+                    merged["hold"] = {**pool["hold"], "bounds": before["hold"]["bounds"]}
+                held[msg["_conn"]] = latest = merged
+        return latest
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -26,3 +27,6 @@ class AgentOptions:
     #: Reporters must run as the agent's uid (or root) unless this is set.
     allow_any_uid: bool = False
     host: str = field(default_factory=socket.gethostname)
+    #: This node's place in a cluster (agent/federation.py ClusterOptions);
+    #: None: a local agent on its Unix socket only.
+    cluster: Any = None

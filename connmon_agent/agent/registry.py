@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from itertools import chain
 from sys import intern
 from typing import Any, Hashable
 
@@ -31,6 +32,9 @@ def _dumps(obj: Any) -> bytes:
 #: expensive (``SNAPSHOT_SHARE_COST`` seconds), so many consoles asking a
 #: busy agent in the same tick cost one build.
 SNAPSHOT_TTL = 0.1
+#: A host age for "not heard through this source" (remote hosts are heard
+#: through their origin, not through their processes' reports).
+_NEVER = float("inf")
 SNAPSHOT_SHARE_COST = 0.005
 
 
@@ -53,9 +57,12 @@ class Canon:
         self._bounds: dict[tuple[Any, ...], list[Any]] = {}
 
     def pool(self, pool: dict[str, Any]) -> None:
-        """Replace parts of a validated pool by shared equal objects, in place."""
-        pool["name"] = intern(pool["name"])
-        pool["target"] = intern(pool["target"])
+        """Replace parts of a validated pool record (whole, or the keys of a
+        delta) by shared equal objects, in place."""
+        if "name" in pool:
+            pool["name"] = intern(pool["name"])
+        if "target" in pool:
+            pool["target"] = intern(pool["target"])
         config = pool.get("config")
         if config:
             key = tuple(config.items())
@@ -65,7 +72,7 @@ class Canon:
             elif len(self._configs) < self.limit:
                 self._configs[key] = config
         hold = pool.get("hold")
-        if hold:
+        if hold and "bounds" in hold:
             key = tuple(hold["bounds"])
             shared_b = self._bounds.get(key)
             if shared_b is not None:
@@ -86,7 +93,7 @@ class ProcessRecord:
 
     __slots__ = (
         "key", "host", "pid", "started", "uid", "program", "conn", "pools",
-        "last", "dropped", "reports", "interval",
+        "last", "dropped", "reports", "interval", "origin",
     )
 
     def __init__(self, host: str, pid: int, started: float, uid: int | None, program: str, conn: Any = None, interval: float | None = None) -> None:
@@ -97,12 +104,15 @@ class ProcessRecord:
         self.uid = uid
         self.program = program
         self.conn = conn
-        #: pool id -> (pool as reported, monotonic time it was received)
+        #: pool id -> (pool as merged from the reports, monotonic time its
+        #: checkouts were received: their ages are relative to it)
         self.pools: dict[str, tuple[dict[str, Any], float]] = {}
         self.last = time.monotonic()
         self.dropped = 0
         self.reports = 0
         self.interval = interval
+        #: the remote origin (agent/remote.py) a synced process came from; None when local
+        self.origin: Any = None
 
 
 class Registry:
@@ -114,10 +124,17 @@ class Registry:
         self.stale_after = stale_after
         self.generation = 0
         self.reports = 0
+        #: delta pool records that could not be merged (unknown pool sent
+        #: partially, or histogram counts that do not fit the held bounds)
+        self.ignored_pools = 0
         self._snapshot_at = 0.0
         self._snapshot_generation = -1
         self._snapshot_cost = 0.0
         self._snapshot_frame: bytes | None = None
+        #: the cluster's synced state of other nodes (agent/remote.py), if any
+        self.remote: Any = None
+        #: hosts shown even without processes (this node's, in a cluster)
+        self.local_hosts: tuple[str, ...] = ()
 
     # -- mutation ---------------------------------------------------------
 
@@ -142,16 +159,43 @@ class Registry:
         return current
 
     def ingest(self, rec: ProcessRecord, msg: dict[str, Any], now: float) -> None:
-        """Apply one validated report to ``rec``. O(pools in the report)."""
+        """Apply one validated report to ``rec``. O(size of the report).
+
+        A full report replaces the process's pools. A delta merges each pool
+        record into the pool held, key by key (``protocol.validate_report``);
+        a held checkout list keeps the time it was received, so its ages go
+        on growing. Stored pools are never mutated: a merge makes a new dict
+        (snapshots being encoded may share the old one's parts).
+        """
         share = self.canon.pool
-        for p in msg["pools"]:
-            share(p)
         if msg["full"]:
+            for p in msg["pools"]:
+                share(p)
             rec.pools = {p["id"]: (p, now) for p in msg["pools"]}
         else:
             pools = rec.pools
             for p in msg["pools"]:
-                pools[p["id"]] = (p, now)
+                share(p)
+                held = pools.get(p["id"])
+                hold = p.get("hold")
+                if held is None:
+                    if "name" not in p or "target" not in p or (hold and "bounds" not in hold):
+                        self.ignored_pools += 1  # a delta for a pool never sent whole
+                        continue
+                    pools[p["id"]] = (p, now)
+                    continue
+                old, received = held
+                if hold and "bounds" not in hold:
+                    old_hold = old.get("hold")
+                    if not old_hold or len(old_hold["bounds"]) + 1 != len(hold["counts"]):
+                        self.ignored_pools += 1  # counts that fit no bounds held
+                        continue
+                    hold["bounds"] = old_hold["bounds"]
+                if "checkouts" in p:
+                    received = now
+                merged = old.copy()
+                merged.update(p)
+                pools[p["id"]] = (merged, received)
             for gone in msg.get("gone", ()):
                 pools.pop(gone, None)
             if len(pools) > protocol.MAX_POOLS:
@@ -179,14 +223,18 @@ class Registry:
         if (
             self._snapshot_frame is not None
             and now - self._snapshot_at < SNAPSHOT_TTL
-            and (self._snapshot_generation == self.generation or self._snapshot_cost > SNAPSHOT_SHARE_COST)
+            and (self._snapshot_generation == self._generation() or self._snapshot_cost > SNAPSHOT_SHARE_COST)
         ):
             return self._snapshot_frame
         self._snapshot_frame = self.build(agent, now, time.time(), frame=True)
         self._snapshot_at = now
-        self._snapshot_generation = self.generation
+        self._snapshot_generation = self._generation()
         self._snapshot_cost = time.monotonic() - now
         return self._snapshot_frame
+
+    def _generation(self) -> int:
+        remote = self.remote
+        return self.generation if remote is None else self.generation + remote.generation
 
     def drop_cached(self) -> None:
         """Free the cached frame (it can be tens of MB at 10,000 processes)."""
@@ -202,7 +250,11 @@ class Registry:
         databases: dict[str, Rollup] = {}
         processes = []
         dropped = 0
-        for rec in self.processes.values():
+        remote = self.remote
+        records: Any = self.processes.values()
+        if remote is not None and remote.origins:
+            records = chain(records, remote.records())
+        for rec in records:
             proc = Rollup()
             proc.processes = 1
             pools_out = []
@@ -222,7 +274,8 @@ class Registry:
                 db.add_pool(g, c, cap, longest)
             pools_out.sort(key=lambda p: (p["name"], p["id"]))
             age = max(0.0, now - rec.last)
-            stale = age > stale_after
+            origin = rec.origin
+            stale = age > stale_after or (origin is not None and origin.stale)
             row = proc.as_dict()
             row.update(
                 host=rec.host, pid=rec.pid, program=rec.program,
@@ -235,23 +288,40 @@ class Registry:
             processes.append(((rec.host, rec.program, rec.pid), _dumps(row) if frame else row))
             dropped += rec.dropped
             totals.merge(proc)
+            # A remote host is heard when its origin is (see below).
+            heard = age if origin is None else _NEVER
             host = hosts.get(rec.host)
             if host is None:
-                hosts[rec.host] = (proc_copy(proc), age)
+                hosts[rec.host] = (proc_copy(proc), heard)
             else:
                 host[0].merge(proc)
-                if age < host[1]:
-                    hosts[rec.host] = (host[0], age)
+                if heard < host[1]:
+                    hosts[rec.host] = (host[0], heard)
             key = (rec.host, rec.program)
             prog = programs.get(key)
             if prog is None:
                 programs[key] = proc_copy(proc)
             else:
                 prog.merge(proc)
+        stale_hosts: set[str] = set()
+        for name in self.local_hosts:
+            roll, heard = hosts.get(name) or (Rollup(), _NEVER)
+            hosts[name] = (roll, 0.0)  # this agent hears its own host now
+        if remote is not None:
+            fresh_hosts: set[str] = set()
+            for o in remote.origins.values():
+                o_age = max(0.0, now - o.heard)
+                for name in o.hosts:
+                    roll, heard = hosts.get(name) or (Rollup(), _NEVER)
+                    hosts[name] = (roll, min(heard, o_age))
+                    (stale_hosts if o.stale else fresh_hosts).add(name)
+            stale_hosts -= fresh_hosts
         host_rows = []
         for name, (roll, heard) in hosts.items():
             row = roll.as_dict()
-            row.update(host=name, last_heard_age=round(heard, 3), stale=heard > stale_after)
+            heard = heard if heard != _NEVER else now
+            row.update(host=name, last_heard_age=round(heard, 3),
+                       stale=heard > stale_after or (name in stale_hosts and name not in self.local_hosts))
             host_rows.append((name, row))
         prog_rows = []
         for (host, program), roll in programs.items():
@@ -273,6 +343,8 @@ class Registry:
             "dropped_by_clients": dropped,
             "processes": len(self.processes),
         }
+        if remote is not None:
+            stats["remote_processes"] = remote.process_count()
         for key, value in extra.items():
             stats.setdefault(key, value)
         agent["stats"] = stats

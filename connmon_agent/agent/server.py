@@ -35,6 +35,8 @@ class Stats:
     __slots__ = (
         "bad_frames", "rejected", "version_mismatches", "hello_timeouts",
         "replaced", "exited", "silent_dropped", "skipped_ticks",
+        # TCP links (agent/tcp.py): frames refused by authentication
+        "forged", "tampered", "replayed", "oversized",
     )
 
     def __init__(self) -> None:
@@ -140,7 +142,7 @@ class Connection(asyncio.Protocol):
     def _on_console(self, msg: dict[str, Any]) -> None:
         t = msg["t"]
         if t == "query":
-            self.transport.write(self.server.state_frame())  # type: ignore[union-attr]
+            self.write_frame(self.server.state_frame())
         elif t == "subscribe":
             interval = protocol.validate_subscribe(msg)
             self._cancel_timer()
@@ -159,7 +161,7 @@ class Connection(asyncio.Protocol):
             self.server.stats.skipped_ticks += 1
             self.server.registry.touch()
         else:
-            transport.write(self.server.state_frame())
+            self.write_frame(self.server.state_frame())
         self.timer = self.server.loop.call_later(interval, self._tick, interval)
 
     # -- helpers ------------------------------------------------------------
@@ -170,7 +172,11 @@ class Connection(asyncio.Protocol):
 
     def send(self, msg: dict[str, Any]) -> None:
         if not self.closed and self.transport is not None:
-            self.transport.write(protocol.encode(msg))
+            self.write_frame(protocol.encode(msg))
+
+    def write_frame(self, frame: bytes) -> None:
+        """Write one encoded frame (a TCP link seals it first)."""
+        self.transport.write(frame)  # type: ignore[union-attr]
 
     def close(self) -> None:
         """Close after flushing what is queued (a few bytes: an error or welcome)."""
@@ -217,12 +223,19 @@ class AgentServer:
         self._offenders: dict[int, float] = {}
         self._drop_pending = False
         self._uid = os.getuid()
+        #: the TCP listener and peer links of a cluster node (agent/federation.py)
+        self.federation: Any = None
 
     async def start(self, sock: socket.socket) -> None:
         """Serve on an already bound and listening Unix socket."""
         self._server = await self.loop.create_unix_server(lambda: Connection(self), sock=sock)
         self.procwatch.start()
         self._sweeper = self.loop.create_task(self._sweep_forever())
+        if self.options.cluster is not None:
+            from .federation import Federation
+
+            self.federation = Federation(self, self.options.cluster)
+            await self.federation.start()
 
     async def close(self) -> None:
         """Stop listening and close every client connection."""
@@ -234,6 +247,8 @@ class AgentServer:
             if conn.transport is not None:
                 conn.transport.abort()
         self.procwatch.close()
+        if self.federation is not None:
+            await self.federation.close()
         if self._server is not None:
             await self._server.wait_closed()
         # Let the transports run their connection_lost callbacks.
@@ -245,6 +260,11 @@ class AgentServer:
         stats = self.stats.as_dict()
         stats["clients"] = len(self.connections)
         stats["subscribers"] = sum(1 for c in self.connections if c.subscribed)
+        stats["ignored_pools"] = self.registry.ignored_pools
+        cluster = None
+        if self.federation is not None:
+            stats.update(self.federation.stats())
+            cluster = self.federation.info()
         return {
             "host": self.options.host,
             "pid": os.getpid(),
@@ -253,6 +273,7 @@ class AgentServer:
             "uptime": round(time.monotonic() - self._started_mono, 3),
             "started": round(self.started, 3),
             "stats": stats,
+            **({"cluster": cluster} if cluster is not None else {}),
         }
 
     def state(self) -> dict[str, Any]:

@@ -71,14 +71,16 @@ def render(state: dict[str, Any]) -> str:
             ("clients", "reports", "bad_frames", "rejected", "dropped_by_clients")}),
         "",
     ]
+    rows = [[h["host"] + (" (stale)" if h.get("stale") else ""), str(h["processes"]), str(h["pools"]), *_usage(h),
+             _age(h.get("last_heard_age")) if h.get("last_heard_age") else "now"] for h in state["hosts"]]
     if not state["processes"]:
         lines.append("no processes are reporting")
+        if rows:  # a cluster node shows every host, even idle ones
+            lines += ["", *_grid(["HOST", "PROCS", "POOLS", *USAGE, "HEARD"], rows, 1)]
         return "\n".join(lines) + "\n"
     t = state["totals"]
     lines.append(f"TOTAL  {t['processes']} processes, {t['pools']} pools")
     lines.append("")
-    rows = [[h["host"] + (" (stale)" if h.get("stale") else ""), str(h["processes"]), str(h["pools"]), *_usage(h),
-             _age(h.get("last_heard_age")) if h.get("last_heard_age") else "now"] for h in state["hosts"]]
     lines += _grid(["HOST", "PROCS", "POOLS", *USAGE, "HEARD"], rows, 1)
     lines.append("")
     rows = [[p["program"] or "?", p["host"], str(p["processes"]), str(p["pools"]), *_usage(p)] for p in state["programs"]]

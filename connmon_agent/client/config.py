@@ -10,7 +10,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .. import paths
@@ -24,6 +24,7 @@ URL_PARAMS = (
     "connmon_service",
     "connmon_addr",
     "connmon_where",
+    "connmon_secret_file",
 )
 PREFIX = "connmon_"
 
@@ -41,8 +42,9 @@ _OFF = ("off", "false", "no", "0")
 class ClientConfig:
     """How one pool reports.
 
-    ``service`` and ``addr`` are validated and kept for the cluster work;
-    reporting currently always goes to the local agent's Unix socket.
+    ``service`` and ``addr`` choose where reports go (``route``, see
+    :mod:`connmon_agent.client.routes`): the Unix socket, a node of a
+    service, or an agent over TCP authenticated with ``secret_file``.
     ``where`` turns on capture of the first application frame of every
     checkout. It is off by default: walking the stack costs about 1-3 us
     per checkout (0.2-0.4x of a bare ``connect(); close()``, see
@@ -56,6 +58,13 @@ class ClientConfig:
     service: str | None = None
     addr: tuple[str, int] | None = None
     where: bool = False
+    secret_file: str | None = None
+    route: Any = field(default=None, repr=False)
+
+    @property
+    def channel_key(self) -> str:
+        """Pools with the same key share one reporting connection."""
+        return self.route.key if self.route is not None else self.socket_path
 
 
 def default_program_name() -> str:
@@ -75,18 +84,29 @@ def make_config(
     service: Any = None,
     addr: Any = None,
     where: Any = None,
+    secret_file: Any = None,
 ) -> ClientConfig:
     """A validated config; ``None`` means the default for each setting.
 
-    Values may be strings (from a URL) or already typed.
+    Values may be strings (from a URL) or already typed. With ``service``
+    or ``addr`` the cluster configuration file and the secret file are
+    read now (ConfigError naming a bad one).
     """
+    from .routes import resolve
+
+    sock = _socket(socket_path)
+    svc = _service(service)
+    address = _addr(addr)
+    secret = _secret_file(secret_file)
     return ClientConfig(
         program_name=_program(program_name),
-        socket_path=_socket(socket_path),
+        socket_path=sock,
         interval=_interval(interval),
-        service=_service(service),
-        addr=_addr(addr),
+        service=svc,
+        addr=address,
         where=_where(where),
+        secret_file=secret,
+        route=resolve(sock, svc, address, secret),
     )
 
 
@@ -205,6 +225,14 @@ def _addr(value: Any) -> tuple[str, int] | None:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"setting addr must be HOST:PORT, not {value!r} (bad port)")
     return host, int(port_text)
+
+
+def _secret_file(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value) or "\0" in os.fspath(value):
+        raise ConfigError(f"setting secret_file must be a path, not {value!r}")
+    return os.fspath(value)
 
 
 def _where(value: Any) -> bool:

@@ -36,6 +36,7 @@ def instrument(
     addr: str | None = None,
     where: bool | str | None = None,
     name: str | None = None,
+    secret_file: str | None = None,
 ) -> PoolCollector:
     """Attach a collector to an Engine or a bare Pool and make sure this
     process's reporter thread runs (started lazily, once per process).
@@ -61,7 +62,7 @@ def instrument(
         raise ConfigError("instrument() name must be a non-empty string")
     config = make_config(
         program_name=program_name, socket_path=socket_path, interval=interval,
-        service=service, addr=addr, where=where,
+        service=service, addr=addr, where=where, secret_file=secret_file,
     )
     parsed = parse_url(url)
     with _lock:

@@ -8,6 +8,8 @@ process's pools goes to the local agent.
 * Every report is complete enough to rebuild the agent: a full report on
   every (re)connect and every ``protocol.FULL_EVERY`` reports; in between,
   deltas with the pools that changed and the ids of pools that are gone.
+  A pool in a delta carries only what changed since it was last sent on
+  this connection (:mod:`delta`).
 * Sends never block: one non-blocking socket per agent, at most one frame
   waiting. A report that cannot be sent (no agent, agent not reading) is
   dropped and counted; ``dropped`` (cumulative) rides on the next report.
@@ -31,7 +33,7 @@ from typing import Any
 
 from .. import protocol
 from ..errors import AgentUnavailable
-from . import guard, pools, runtime
+from . import delta, guard, pools, routes, runtime
 from .collector import PoolCollector
 from .transport import AgentLink, AgentRefused
 
@@ -73,8 +75,10 @@ class Backoff:
 class Channel:
     """This process's reports to the agent at one socket path."""
 
-    def __init__(self, socket_path: str, program: str, interval: float) -> None:
+    def __init__(self, socket_path: str, program: str, interval: float, route: Any = None) -> None:
         self.socket_path = socket_path
+        #: where to connect (client/routes.py); None: the Unix socket at socket_path
+        self.route = route
         self.program = program
         self.interval = interval
         self.link: AgentLink | None = None
@@ -89,6 +93,9 @@ class Channel:
         self.dropped = 0
         #: pool id -> version last sent on the current link
         self.sent: dict[str, int] = {}
+        #: pool id -> snapshot last sent on the current link (deltas are
+        #: made against it: it is what the agent holds)
+        self.last: dict[str, dict[str, Any]] = {}
 
     # -- the loop ----------------------------------------------------------
 
@@ -129,22 +136,28 @@ class Channel:
         return wake
 
     def _connect(self, now: float) -> AgentLink | None:
-        link = AgentLink(self.socket_path)
         hello = protocol.hello(
             "reporter", program=self.program, host=socket.gethostname(),
             pid=runtime.getpid(), interval=self.interval,
         )
+        link = None
         try:
-            link.open(hello)
+            if self.route is None or not self.route.addrs:
+                link = AgentLink(self.socket_path)
+                link.open(hello)
+            else:
+                link = routes.connect(self.route, hello)  # local socket, else TCP
             if link.wait_readable(min(HANDSHAKE_WAIT, self.interval)):
                 link.poll()
         except AgentUnavailable as err:
-            link.close()
+            if link is not None:
+                link.close()
             self._disconnect(now, err)
             return None
         self.link = link
         self.handshake_deadline = now + HANDSHAKE_TIMEOUT
         self.sent.clear()
+        self.last.clear()
         self.force_full = True
         return link
 
@@ -153,6 +166,7 @@ class Channel:
             self.link.close()
             self.link = None
         self.sent.clear()
+        self.last.clear()
         self.force_full = True
         if isinstance(err, AgentRefused):
             self.next_attempt = now + REFUSED_WAIT
@@ -165,7 +179,7 @@ class Channel:
             self.dropped += 1  # the agent is not reading: do not even build it
             return
         full = self.force_full or self.since_full + 1 >= protocol.FULL_EVERY
-        msg, versions, gone = self.build(now, collectors, full)
+        msg, versions, gone, snaps = self.build(now, collectors, full)
         frame = _encode(msg)
         if frame is None or not link.send(frame, now):
             self.dropped += 1
@@ -175,22 +189,27 @@ class Channel:
         self.seq += 1
         if full:
             self.sent = dict(versions)
+            self.last = snaps
             self.force_full = False
             self.since_full = 0
         else:
             self.sent.update(versions)
+            self.last.update(snaps)
             self.since_full += 1
         for pool_id in gone:
             self.sent.pop(pool_id, None)
+            self.last.pop(pool_id, None)
 
     def build(
         self, now: float, collectors: list[PoolCollector], full: bool
-    ) -> tuple[dict[str, Any], dict[str, int], list[str]]:
-        """The report message, the versions of the pools in it and the
-        ids it declares gone."""
+    ) -> tuple[dict[str, Any], dict[str, int], list[str], dict[str, dict[str, Any]]]:
+        """The report message, the versions of the pools in it, the ids it
+        declares gone and the snapshots its pool records were made from."""
         versions: dict[str, int] = {}
-        snaps: list[dict[str, Any]] = []
+        records: list[dict[str, Any]] = []
+        snaps: dict[str, dict[str, Any]] = {}
         live: set[str] = set()
+        last = self.last
         now = runtime.clock()  # ages are relative to the moment of sending
         for c in collectors:
             version = c.version  # read before the snapshot: a change during it is resent
@@ -202,8 +221,12 @@ class Channel:
                 continue
             live.add(c.id)
             if len(snaps) < protocol.MAX_POOLS:
-                snaps.append(snap)
+                before = None if full else last.get(c.id)
+                record = snap if before is None else delta.pool_delta(before, snap)
+                if record is not None:
+                    records.append(record)
                 versions[c.id] = version
+                snaps[c.id] = snap
         gone = [pool_id for pool_id in self.sent if pool_id not in live][: protocol.MAX_POOLS]
         msg = {
             "t": "report",
@@ -213,9 +236,9 @@ class Channel:
             "dropped": self.dropped,
             "internal_errors": guard.internal_errors,
             "gone": gone,
-            "pools": snaps,
+            "pools": records,
         }
-        return msg, versions, gone
+        return msg, versions, gone, snaps
 
     def close(self) -> None:
         if self.link is not None:
@@ -228,7 +251,8 @@ def _encode(msg: dict[str, Any]) -> bytes | None:
     if len(frame) - protocol.HEADER_SIZE <= protocol.MAX_REPORT_FRAME:
         return frame
     for pool in msg["pools"]:
-        pool["checkouts"] = pool["checkouts"][:TRIMMED_CHECKOUTS]
+        if "checkouts" in pool:
+            pool["checkouts"] = pool["checkouts"][:TRIMMED_CHECKOUTS]
     frame = protocol.encode(msg)
     if len(frame) - protocol.HEADER_SIZE <= protocol.MAX_REPORT_FRAME:
         return frame
@@ -271,7 +295,7 @@ class Reporter:
         groups: dict[str, list[PoolCollector]] = {}
         for _pool_id, c in pools.collectors():
             if c is not None and c.visible:
-                groups.setdefault(c.config.socket_path, []).append(c)
+                groups.setdefault(c.config.channel_key, []).append(c)
         pools.prune()
         wake = now + 60.0
         for path in list(groups) + [p for p in self.channels if p not in groups]:
@@ -279,7 +303,7 @@ class Reporter:
             ch = self.channels.get(path)
             if ch is None:
                 first = members[0].config
-                ch = self.channels[path] = Channel(path, first.program_name, first.interval)
+                ch = self.channels[path] = Channel(path, first.program_name, first.interval, first.route)
             elif not members and not ch.sent:
                 ch.close()  # nothing left to report, nothing left to declare gone
                 del self.channels[path]

@@ -1,4 +1,5 @@
-"""The reporter's socket to the agent: a non-blocking Unix stream.
+"""The reporter's socket to the agent: a non-blocking Unix stream, or TCP
+to an agent elsewhere (:class:`TcpAgentLink`, authenticated).
 
 Sockets only; the frames come from :mod:`connmon_agent.protocol`. Used by
 the reporter thread alone, never by an application thread.
@@ -13,11 +14,13 @@ raise SIGPIPE (``MSG_NOSIGNAL``).
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
+import time
 from typing import Any
 
-from .. import protocol
+from .. import auth, protocol
 from ..errors import AgentUnavailable, ProtocolError
 
 #: Largest frame the agent may send us (welcome, error).
@@ -154,3 +157,105 @@ class AgentLink:
                 sock.close()
             except OSError:
                 pass
+
+
+class TcpAgentLink(AgentLink):
+    """One connection to an agent over TCP (``connmon_addr``, or a node of
+    ``connmon_service``), authenticated with the shared secret when one is
+    given (:mod:`connmon_agent.auth`): the hello carries a nonce, the
+    agent's challenge is checked and answered, and every report is sealed.
+
+    ``connect`` blocks the reporter thread for at most ``CONNECT_TIMEOUT``
+    (never an application thread); everything after it is non-blocking
+    like the Unix link. The hello names this process by host, pid and the
+    time connmon first ran in this pid (TCP has no ``SO_PEERCRED``).
+    """
+
+    __slots__ = ("addr", "secret", "frames", "shake", "sealer", "opener")
+
+    #: Longest wait for a TCP connect, in the reporter thread.
+    CONNECT_TIMEOUT = 0.5
+
+    def __init__(self, addr: tuple[str, int], secret: bytes | None) -> None:
+        host, port = addr
+        super().__init__(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        self.addr = addr
+        self.secret = secret
+        self.frames = auth.RawFrames(MAX_INBOUND_FRAME)
+        self.shake: auth.ClientHandshake | None = None
+        self.sealer: auth.Sealer | None = None
+        self.opener: auth.Opener | None = None
+
+    def open(self, hello: dict[str, Any]) -> None:
+        hello = dict(hello, started=process_started())
+        try:
+            sock = socket.create_connection(self.addr, timeout=self.CONNECT_TIMEOUT)
+        except OSError as err:
+            raise AgentUnavailable(self.path, err.strerror or str(err)) from None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+        except OSError as err:
+            sock.close()
+            raise AgentUnavailable(self.path, err.strerror or str(err)) from None
+        self.sock = sock
+        self.state = "handshake"
+        if self.secret is not None:
+            self.shake = auth.ClientHandshake(self.secret)
+            self.pending = self.shake.hello_frame(hello)
+        else:
+            self.pending = protocol.encode(hello)
+        self.flush(0.0)
+
+    def poll(self) -> None:
+        sock = self.sock
+        if sock is None:
+            raise AgentUnavailable(self.path, "not connected")
+        while True:
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:
+                raise AgentUnavailable(self.path, err.strerror or str(err)) from None
+            if not data:
+                raise AgentUnavailable(self.path, "the agent closed the connection")
+            try:
+                for body in self.frames.feed(data):
+                    if self.opener is not None:
+                        msg = self.opener.open_msg(body)
+                    else:
+                        msg = protocol.decode_body(body)
+                    if msg.get("t") == "challenge" and self.shake is not None:
+                        proof = self.shake.answer(msg)
+                        self.sealer, self.opener, self.shake = self.shake.sealer, self.shake.opener, None
+                        self.pending += proof
+                        self.flush(0.0)
+                    else:
+                        self._handle(msg)
+            except auth.AuthError as err:
+                raise AgentRefused(self.path, f"authentication: {err}") from None
+            except ProtocolError as err:
+                if self.state == "handshake" and str(err).startswith("refused"):
+                    raise AgentRefused(self.path, str(err)) from None
+                raise AgentUnavailable(self.path, f"bad frame from the agent: {err}") from None
+
+    def send(self, frame: bytes, now: float) -> bool:
+        if not self.flush(now):
+            return False
+        self.pending = self.sealer.seal_frame(frame) if self.sealer is not None else frame
+        self.flush(now)
+        return True
+
+
+_started: tuple[int, float] | None = None
+
+
+def process_started() -> float:
+    """When connmon first ran in this pid (epoch seconds): with the pid and
+    host, the identity a TCP reporter claims."""
+    global _started
+    pid = os.getpid()
+    if _started is None or _started[0] != pid:
+        _started = (pid, round(time.time(), 3))
+    return _started[1]

@@ -157,9 +157,15 @@ class PooledDatabaseWrapperMixin:
         entry = self.pool_entry()
         make = super().get_new_connection  # type: ignore[misc]
         where = scopes.where(2) if scopes.current() is not None else None
-        co = entry.checkout(lambda: make(conn_params), where)
+        co = entry.checkout(lambda: self._cm_open(make, conn_params), where)
         self._cm_checkout = co
         return co.raw
+
+    def _cm_open(self, make: Any, conn_params: dict[str, Any]) -> Any:
+        """A new raw connection for the pool (Django's code makes it)."""
+        raw = make(conn_params)
+        self.resetter.prepare(raw)
+        return raw
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -170,9 +176,14 @@ class PooledDatabaseWrapperMixin:
 
     def init_connection_state(self) -> None:
         co = self._cm_checkout
-        if co is not None and not co.entry.options.reset_session and not co.entry.is_fresh(co):
-            return  # set up once, when the pool opened it
+        if co is None:
+            return super().init_connection_state()  # type: ignore[misc,no-any-return]
+        if not co.entry.is_fresh(co) and (
+            not co.entry.options.reset_session or not self.resetter.session_changed(co.raw)
+        ):
+            return  # still as Django set it up
         super().init_connection_state()  # type: ignore[misc]
+        self.resetter.session_clean(co.raw)
 
     def _close(self) -> None:
         co = self._cm_checkout

@@ -65,8 +65,9 @@ def test_django_holds_the_raw_driver_connection(alias):
     conn = connections[alias]
     conn.ensure_connection()
     raw = conn.connection
-    module = type(raw).__module__
-    assert module.split(".")[0] in {"pymysql", "MySQLdb", "psycopg", "psycopg2", "sqlite3"} or isinstance(raw, sqlite3.Connection)
+    # the driver's own class (pymysql's may be subclassed for session tracking)
+    modules = {cls.__module__.split(".")[0] for cls in type(raw).__mro__}
+    assert modules & {"pymysql", "MySQLdb", "psycopg", "psycopg2"} or isinstance(raw, sqlite3.Connection)
     assert conn.checkout is not None and conn.checkout.raw is raw
 
 
@@ -126,6 +127,35 @@ def test_isolation_level_does_not_leak_to_the_next_checkout(alias):
         with conn.cursor() as cur:
             cur.execute("SELECT @@session.tx_isolation")
             assert cur.fetchone()[0] == "READ-COMMITTED"
+    assert session_id(alias) == first
+
+
+def set_statements(alias: str) -> int:
+    """The server's own count of SET statements run in this session."""
+    with connections[alias].cursor() as cur:
+        cur.execute("SHOW SESSION STATUS LIKE 'Com_set_option'")
+        return int(cur.fetchone()[1])
+
+
+def test_unchanged_session_is_not_set_up_again_on_checkout(alias):
+    """MySQL: Django's SET SESSION runs when the pool opens a connection and
+    again only after the session was changed (the server says so)."""
+    conn = connections[alias]
+    if conn.vendor != "mysql":
+        pytest.skip("session set-up costs a round trip on MySQL only")
+    first = session_id(alias)
+    conn.close()
+    before = set_statements(alias)
+    conn.close()
+    assert set_statements(alias) == before  # checkout of a clean session: no SET
+    conn.close()
+    with conn.cursor() as cur:
+        cur.execute("SET @connmon_probe = 1")
+    conn.close()
+    after = set_statements(alias)  # this checkout ran Django's set-up again
+    assert after == before + 2  # SET @connmon_probe, then Django's SET SESSION
+    conn.close()
+    assert set_statements(alias) == after
     assert session_id(alias) == first
 
 

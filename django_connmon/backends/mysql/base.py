@@ -30,3 +30,10 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, _django.DatabaseWrapper):
     resetter = RESETTERS["mysql"]
     driver_name = _DRIVER
     creation_class = DatabaseCreation
+
+    def get_connection_params(self):  # type: ignore[no-untyped-def]
+        params = super().get_connection_params()
+        if _DRIVER == "pymysql" and self.is_pooled():
+            # session state tracking: see MySQLResetter
+            params["client_flag"] = self.resetter.connect_flags(params.get("client_flag", 0))
+        return params
