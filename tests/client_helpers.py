@@ -170,8 +170,9 @@ import pytest
 @pytest.fixture
 def clean_client() -> Any:
     """Stop this process's reporter after the test, and let go of its pools."""
-    from connmon_agent.client import reporter
+    from connmon_agent.client import guard, reporter
 
+    guard.reset_after_fork()  # each test sees its own log-once and error counts
     yield
     reporter.shutdown()
     gc.collect()
