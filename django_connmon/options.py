@@ -29,8 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "use_lifo": False,
     "report": True,
     # Re-run Django's session set-up (MySQL: SQL_AUTO_IS_NULL and the session
-    # isolation level) on every checkout, so a raw SET SESSION never leaks
-    # into the next checkout. False saves a round trip per checkout on MySQL.
+    # isolation level) on a checkout whose session may have changed, so a raw
+    # SET SESSION never leaks into the next checkout. Free with pymysql (the
+    # server flags changes); with mysqlclient a round trip per checkout,
+    # which False saves (the set-up then runs only on new connections).
     "reset_session": True,
 }
 

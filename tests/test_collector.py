@@ -326,6 +326,34 @@ def test_threads_inherit_a_holder_only_when_given_it(short_tmp: str, absent: str
     engine.dispose()
 
 
+def test_a_thread_outliving_its_request_takes_new_checkouts_as_its_own(short_tmp: str, absent: str) -> None:
+    engine, c = make(f"sqlite:///{short_tmp}/o.db", absent)
+    during, after, done = threading.Event(), threading.Event(), threading.Event()
+    names: list[tuple[str, str]] = []
+
+    def work() -> None:
+        with engine.connect():
+            names.extend((co.holder, co.kind) for co in open_checkouts() if co.thread == "worker")
+        during.set()
+        after.wait(5)
+        with engine.connect():
+            names.extend((co.holder, co.kind) for co in open_checkouts() if co.thread == "worker")
+        done.set()
+
+    with holder("GET /report") as h:
+        t = threading.Thread(target=h.bind(work), name="worker")
+        t.start()
+        during.wait(5)
+    assert h.ended
+    after.set()
+    done.wait(5)
+    t.join(5)
+    # during the request the thread's checkout was the request's; after it,
+    # the thread's own (a finished request holds nothing new)
+    assert names == [("GET /report", "request"), ("worker", "thread")]
+    engine.dispose()
+
+
 def test_counts_are_exact_under_threads(db_url: str, absent: str) -> None:
     engine, c = make(db_url, absent, pool_size=4, max_overflow=0, pool_timeout=30)
     threads, per = 8, 50

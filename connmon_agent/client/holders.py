@@ -72,7 +72,7 @@ class Holder:
     and after the block.
     """
 
-    __slots__ = ("name", "kind", "parent", "_tokens", "__weakref__")
+    __slots__ = ("name", "kind", "parent", "ended", "_tokens", "__weakref__")
 
     def __init__(self, name: str, kind: str = "request", parent: Holder | None = None) -> None:
         if kind not in KINDS:
@@ -80,17 +80,23 @@ class Holder:
         self.name = name if isinstance(name, str) else str(name)
         self.kind = kind
         self.parent = parent
+        #: True once its block was left: threads still carrying it (through
+        #: bind/adopt) take new checkouts as their own thread's again.
+        self.ended = False
         self._tokens: list[contextvars.Token[Holder | None]] = []
 
     def __repr__(self) -> str:
         return f"<Holder {self.kind} {self.name!r}>"
 
     def __enter__(self) -> Holder:
+        self.ended = False
         self._tokens.append(_current.set(self))
         return self
 
     def __exit__(self, *exc: object) -> None:
         _restore(self._tokens.pop() if self._tokens else None, self.parent)
+        if not self._tokens:
+            self.ended = True
 
     def within(self, other: Holder) -> bool:
         """True when this holder is ``other`` or nested (at any depth) in it."""
@@ -166,6 +172,8 @@ def holder(name: str, kind: str = "request") -> Holder:
 
 
 def current_holder() -> Holder | None:
-    """The holder of the running code, or None (checkouts are then
-    attributed to the thread)."""
-    return _current.get()
+    """The live holder of the running code, or None (checkouts are then
+    attributed to the thread). A holder whose block has ended (a request
+    that finished while a thread it started runs on) is not live."""
+    h = _current.get()
+    return None if h is not None and h.ended else h

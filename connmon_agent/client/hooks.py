@@ -16,7 +16,7 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from . import frames, guard, runtime
-from .holders import _current
+from .holders import current_holder as live_holder
 from .state import HOLD_BOUNDS
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def wrap_pool(pool: Any, collector: PoolCollector) -> None:
     orig_return = pool._do_return_conn
     rt = runtime
     failed = guard.failed
-    current_holder = _current.get
+    current_holder = live_holder
     current_thread = threading.current_thread
     ids = checkout_ids
     capture = frames.capture

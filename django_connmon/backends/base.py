@@ -8,18 +8,45 @@ pool's creator), its transaction handling — but:
 * ``get_new_connection`` checks a raw driver connection out of this
   process's pool for the alias, and Django holds that raw connection, so
   its attribute writes (autocommit, isolation level) reach the driver;
-* ``close()`` returns it to the pool clean (no open transaction, autocommit
-  and isolation level as Django set them up) or discards it; closing inside
-  an atomic block discards it, as Django's own close would have;
 * at the end of every request (``close_old_connections``) the connection
   goes back to the pool, whatever ``CONN_MAX_AGE`` says: the pool keeps
   connections, ``POOL["recycle"]`` bounds their age;
-* Django's per-connection set-up (``init_connection_state``) runs on every
-  checkout unless ``POOL["reset_session"]`` is False: then only when the
-  pool opens a connection;
 * after ``fork()`` the inherited connection is forgotten, never closed: the
   ``connection`` attribute reads ``None`` in any process but the one that
   checked it out, so Django connects again — from the child's own pool.
+
+What a checkout and a return cost, and why. The aim is the round trips of
+Django's own persistent connections (``CONN_MAX_AGE > 0``): none beyond
+the application's queries, unless a connection needs repair.
+
+Opening (once per pooled connection): Django's connect, then
+``Resetter.prepare`` (MySQL with pymysql: ``SET SESSION
+session_track_state_change = ON``), then Django's ``init_connection_state``
+(MySQL: ``SET SESSION TRANSACTION ISOLATION LEVEL ...``). The state after
+that is recorded as the connection's clean state.
+
+Checkout: the pool hands out an idle connection (no ping unless
+``POOL["pre_ping"]``; SQLAlchemy's own reset-on-return is off). Django's
+connect steps run as for a new connection: ``set_autocommit`` (a local
+compare; the driver sends nothing when it already matches) and
+``init_connection_state``, which with ``POOL["reset_session"]`` (default)
+runs again only when the session may have changed since it last ran
+(``Resetter.session_changed``): on MySQL with pymysql the server flags every
+statement that changed session state (a raw ``SET SESSION``, ``SET @var``,
+``SET NAMES``, ``USE``...), so an untouched session costs nothing and a
+changed one gets Django's set-up again; with mysqlclient nothing can be
+told and it runs on every checkout; on PostgreSQL and SQLite Django's
+set-up is local checks only. With ``reset_session`` False it runs only
+when the pool opened the connection.
+
+Return (``close()``, also at request end): closing inside an atomic block
+discards the connection (the transaction is lost, as Django's own close
+would lose it). Otherwise ``Resetter.reset`` restores the clean state:
+``ROLLBACK`` only when a transaction may be open, read locally (pymysql's
+SERVER_STATUS_IN_TRANS flag and autocommit, psycopg's transaction status,
+sqlite3's ``in_transaction``; mysqlclient: always), and autocommit /
+isolation level only when they differ from the clean state. A connection
+that cannot be reset is discarded, never returned dirty.
 
 Not pooled, Django's behaviour unchanged: the ``__no_db__`` connections
 Django makes to create and drop test databases, and in-memory SQLite
