@@ -95,8 +95,8 @@ class SimulatedPool:
             c["connects"] += 1
             c["disconnects"] += 1
             self.connections = rng.randrange(3, 8)
-        for _ in range(3):
-            self.hold_counts[rng.randrange(4, 10)] += served // 3
+        for bucket in rng.sample(range(2, 10), 5):  # holds of ~2.5 ms to 0.5 s
+            self.hold_counts[bucket] += served // 5
         self.hold_sum += served * 0.012
         self.wait_sum += rng.random() * 0.001
         if rng.random() < CHECKOUT_CHURN:

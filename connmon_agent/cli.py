@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from . import __version__
+from . import __version__, endpoint
 from .errors import ConfigError, ConnmonError
 from .paths import default_pidfile, default_socket_path
 
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common], help="one-shot view of the agent's state")
     status.add_argument("--json", action="store_true", help="the status JSON (schema in docs/internals.rst)")
     status.add_argument("--timeout", type=_positive, default=10.0, metavar="SECONDS")
+    endpoint.add_arguments(status)
     status.set_defaults(func=cmd_status)
 
     for name, module_name in PLUGGED_COMMANDS:
@@ -166,7 +167,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .query import fetch_state
 
-    state = fetch_state(args.socket, timeout=args.timeout)
+    state = fetch_state(endpoint.from_args(args), timeout=args.timeout)
     if args.json:
         # Indented for a person at a terminal; compact for scripts, where it
         # can be tens of MB. json.dumps, not json.dump: only dumps uses the

@@ -58,6 +58,7 @@ def instrument_engine(engine: Any, config: _config.ClientConfig) -> None:
             service=config.service,
             addr=None if config.addr is None else f"{config.addr[0]}:{config.addr[1]}",
             where=config.where,
+            secret_file=config.secret_file,
         )
     except Exception as err:
         guard.failed("plugin", err)

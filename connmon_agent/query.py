@@ -2,36 +2,56 @@
 console: :func:`fetch_state` (one snapshot) and :func:`subscribe` (a
 snapshot every interval, as the agent pushes them).
 
-Blocking sockets with timeouts; no event loop, no threads. Anything that
-keeps an answer from coming raises :class:`AgentUnavailable`; an agent that
-answers but refuses raises :class:`ProtocolError` with its reason.
+The agent is a Unix socket path, or an :class:`~connmon_agent.endpoint.Endpoint`
+naming a TCP address (a remote agent), authenticated with the shared
+secret through the handshake of :mod:`connmon_agent.auth` and sealed frames
+after it.
+
+Blocking sockets with timeouts; no event loop, no threads (but ``close()``
+may be called from another thread to wake one blocked in a read). Anything
+that keeps an answer from coming raises :class:`AgentUnavailable`; an agent
+that answers but refuses raises :class:`ProtocolError` with its reason
+(:class:`~connmon_agent.auth.AuthError` when authentication fails).
 """
 from __future__ import annotations
 
 import socket
-from typing import Any, Iterator
+from typing import Any, Iterator, Union
 
-from . import protocol
+from . import auth, protocol
+from .endpoint import Endpoint
 from .errors import AgentUnavailable, ProtocolError
 from .paths import default_socket_path
+
+#: Where an agent is: a Unix socket path (None: the default) or an Endpoint.
+Where = Union[str, Endpoint, None]
 
 
 class AgentLink:
     """One console connection to an agent: hello done, ready to query."""
 
-    def __init__(self, socket_path: str | None = None, timeout: float = 5.0) -> None:
-        self.path = socket_path or default_socket_path()
+    def __init__(self, socket_path: Where = None, timeout: float = 5.0) -> None:
+        if isinstance(socket_path, Endpoint) and socket_path.addr is None:
+            socket_path = socket_path.socket_path
+        self.endpoint = socket_path if isinstance(socket_path, Endpoint) else None
+        self.path = self.endpoint.label if self.endpoint else (socket_path or default_socket_path())
         self.timeout = timeout
         self.welcome: dict[str, Any] = {}
-        self._sock: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sealer: auth.Sealer | None = None
+        self._opener: auth.Opener | None = None
+        self._sock: socket.socket | None = None
         try:
-            self._sock.settimeout(timeout)
-            self._sock.connect(self.path)
-            self.send(protocol.hello("console"))
-            reply = self.receive()
+            if self.endpoint is not None:
+                reply = self._open_tcp(self.endpoint)
+            else:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self._sock.settimeout(timeout)
+                self._sock.connect(self.path)
+                self.send(protocol.hello("console"))
+                reply = self.receive()
         except OSError as err:
             self.close()
-            raise AgentUnavailable(self.path, _reason(err)) from None
+            raise AgentUnavailable(self.path, _reason(err, self.endpoint is not None)) from None
         except BaseException:
             self.close()
             raise
@@ -43,10 +63,41 @@ class AgentLink:
             raise ProtocolError(f"agent at {self.path} answered {reply['t']!r} to hello")
         self.welcome = reply
 
+    def _open_tcp(self, endpoint: Endpoint) -> dict[str, Any]:
+        """Connect and say hello over TCP (the handshake when there is a
+        secret); the agent's answer to the hello."""
+        assert endpoint.addr is not None
+        self._sock = socket.create_connection(endpoint.addr, timeout=self.timeout)
+        hello = protocol.hello("console")
+        if endpoint.secret is None:
+            self.send(hello)
+            return self.receive()
+        shake = auth.ClientHandshake(endpoint.secret)
+        self._sock.sendall(shake.hello_frame(hello))
+        challenge = self._read_frame()
+        try:
+            proof = shake.answer(protocol.decode_body(challenge))
+        except auth.AuthError as err:
+            raise auth.AuthError(err.kind, f"authentication with the agent at {self.path} failed: "
+                                           f"it does not know this shared secret (wrong secret file?)") from None
+        except ProtocolError as err:
+            raise ProtocolError(f"agent at {self.path} {err}") from None
+        self._sock.sendall(proof)
+        self._sealer, self._opener = shake.sealer, shake.opener
+        body = self._read_frame()
+        try:
+            return self._opener.open_msg(body)  # type: ignore[union-attr]
+        except auth.AuthError:
+            # Refused after the proof: the agent's error is not sealed.
+            msg = protocol.decode_body(body)
+            if msg.get("t") != "error":
+                raise
+            return msg
+
     def send(self, msg: dict[str, Any]) -> None:
         if self._sock is None:
             raise AgentUnavailable(self.path, "connection closed")
-        self._sock.sendall(protocol.encode(msg))
+        self._sock.sendall(self._sealer.seal_msg(msg) if self._sealer is not None else protocol.encode(msg))
 
     def receive(self, timeout: float | None = None) -> dict[str, Any]:
         """The next message; AgentUnavailable on timeout or a closed connection."""
@@ -54,23 +105,33 @@ class AgentLink:
             raise AgentUnavailable(self.path, "connection closed")
         if timeout is not None:
             self._sock.settimeout(timeout)
+        body = self._read_frame()
+        if self._opener is not None:
+            return self._opener.open_msg(body)
+        return protocol.decode_body(body)
+
+    def _read_frame(self) -> bytearray:
+        """The body of the next frame (sealed or not)."""
+        limit = protocol.MAX_STATE_FRAME + (auth.SEALED_OVERHEAD if self._opener is not None else 0)
         (size,) = protocol.HEADER.unpack(self._read_exact(protocol.HEADER_SIZE))
-        if size == 0 or size > protocol.MAX_STATE_FRAME:
+        if size == 0 or size > limit:
             raise ProtocolError(f"agent at {self.path} sent a frame of {size} bytes")
-        return protocol.decode_body(self._read_exact(size))
+        return self._read_exact(size)
 
     def _read_exact(self, n: int) -> bytearray:
         # One buffer of the frame's size, filled in place: a 50 MB state at
         # 10,000 processes is read without a copy per chunk.
-        assert self._sock is not None
+        sock = self._sock   # close() from another thread sets it to None
+        if sock is None:
+            raise AgentUnavailable(self.path, "connection closed")
         buf = bytearray(n)
         got = 0
         with memoryview(buf) as view:
             while got < n:
                 try:
-                    k = self._sock.recv_into(view[got:])
+                    k = sock.recv_into(view[got:])
                 except OSError as err:
-                    raise AgentUnavailable(self.path, _reason(err)) from None
+                    raise AgentUnavailable(self.path, _reason(err, self.endpoint is not None)) from None
                 if not k:
                     raise AgentUnavailable(self.path, "the agent closed the connection")
                 got += k
@@ -91,9 +152,15 @@ class AgentLink:
         return msg
 
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        """Close the connection; safe from another thread: the shutdown
+        wakes a thread blocked reading (it gets AgentUnavailable)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass   # not connected (yet), or already shut down
+            sock.close()
 
     def __enter__(self) -> "AgentLink":
         return self
@@ -102,8 +169,9 @@ class AgentLink:
         self.close()
 
 
-def fetch_state(socket_path: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
-    """The agent's current state as the status dict (docs/internals.rst)."""
+def fetch_state(socket_path: Where = None, timeout: float = 5.0) -> dict[str, Any]:
+    """The agent's current state as the status dict (docs/internals.rst);
+    ``socket_path`` is a Unix socket path or an Endpoint."""
     with AgentLink(socket_path, timeout) as link:
         return link.query()
 
@@ -116,7 +184,7 @@ class Subscription:
     ``with``) to end the subscription.
     """
 
-    def __init__(self, socket_path: str | None = None, interval: float = 1.0, timeout: float = 5.0) -> None:
+    def __init__(self, socket_path: Where = None, interval: float = 1.0, timeout: float = 5.0) -> None:
         self.interval = interval
         self._link = AgentLink(socket_path, timeout)
         self._wait = max(timeout, 3 * interval)
@@ -124,7 +192,7 @@ class Subscription:
             self._link.send({"t": "subscribe", "interval": interval})
         except OSError as err:
             self._link.close()
-            raise AgentUnavailable(self._link.path, _reason(err)) from None
+            raise AgentUnavailable(self._link.path, _reason(err, self._link.endpoint is not None)) from None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self
@@ -142,16 +210,18 @@ class Subscription:
         self.close()
 
 
-def subscribe(socket_path: str | None = None, interval: float = 1.0, timeout: float = 5.0) -> Subscription:
+def subscribe(socket_path: Where = None, interval: float = 1.0, timeout: float = 5.0) -> Subscription:
     """A :class:`Subscription`: ``for state in subscribe(path, 1.0): ...``."""
     return Subscription(socket_path, interval, timeout)
 
 
-def _reason(err: OSError) -> str:
+def _reason(err: OSError, tcp: bool = False) -> str:
     if isinstance(err, socket.timeout):
         return "timed out"
+    if isinstance(err, socket.gaierror):
+        return f"cannot resolve the host name: {err.strerror or err}"
     if isinstance(err, FileNotFoundError):
         return "no socket there"
     if isinstance(err, ConnectionRefusedError):
-        return "connection refused; a stale socket?"
+        return "connection refused: nothing listens there" if tcp else "connection refused; a stale socket?"
     return err.strerror or str(err)

@@ -11,7 +11,8 @@ E005        ``recycle`` is not whole seconds >= 1 or -1
 E006        ``pre_ping`` / ``use_lifo`` / ``report`` / ``reset_session`` is not a boolean
 E007        ``MYSQLPOOL_BACKEND`` (or ``pool_class``) names an unknown pool class
 E008        ``MYSQLPOOL_ARGUMENTS`` is not a dict or has an unknown argument
-E009        a ``CONNMON_*`` setting has a bad value
+E009        a ``CONNMON_*`` setting has a bad value (``CONNMON_SECRET_FILE``:
+            not a readable private secret file of 16+ bytes)
 E010        Django's own psycopg pool (``OPTIONS["pool"]``) is also turned on
 W001        ``CONN_MAX_AGE`` is ignored by the pooled backends
 W002        a django-mysqlpool argument has no effect
@@ -66,7 +67,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     # Not under the database tag: that one runs only with --database, and
     # these are settings, read without connecting.
     out.extend(check_pools(app_configs))
-    for name in ("CONNMON_PROGRAM_NAME", "CONNMON_SOCKET", "CONNMON_ADDR", "CONNMON_SERVICE"):
+    for name in ("CONNMON_PROGRAM_NAME", "CONNMON_SOCKET", "CONNMON_ADDR", "CONNMON_SERVICE", "CONNMON_SECRET_FILE"):
         value = getattr(settings, name, None)
         if value is not None and (not isinstance(value, str) or not value):
             out.append(checks.Error(f"{name} must be a non-empty string, not {value!r}", id="django_connmon.E009"))
@@ -75,6 +76,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         host, _, port = addr.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             out.append(checks.Error(f"CONNMON_ADDR must be host:port, not {addr!r}", id="django_connmon.E009"))
+    secret_file = getattr(settings, "CONNMON_SECRET_FILE", None)
+    if isinstance(secret_file, str) and secret_file:
+        out.extend(_secret_problems(secret_file))
     interval = getattr(settings, "CONNMON_INTERVAL", None)
     if interval is not None and (type(interval) not in (int, float) or not math.isfinite(interval) or interval <= 0):
         out.append(checks.Error(f"CONNMON_INTERVAL must be a number of seconds > 0, not {interval!r}", id="django_connmon.E009"))
@@ -83,3 +87,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         if value is not None and type(value) is not bool:
             out.append(checks.Error(f"{name} must be True or False, not {value!r}", id="django_connmon.E009"))
     return out
+
+
+def _secret_problems(path: str) -> list[checks.CheckMessage]:
+    """CONNMON_SECRET_FILE must be a secret file the client accepts (read
+    as the TCP transport reads it: private, owned by this user, 16+ bytes)."""
+    from connmon_agent.auth import load_secret
+    from connmon_agent.errors import ConfigError
+
+    try:
+        load_secret(path)
+    except ConfigError as err:
+        return [checks.Error(f"CONNMON_SECRET_FILE: {err}", id="django_connmon.E009")]
+    return []

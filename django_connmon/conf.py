@@ -13,6 +13,9 @@ CONNMON_REPORT            report pools to the connmon agent (True)
 CONNMON_SOCKET            agent socket path (the agent's default)
 CONNMON_ADDR              ``host:port`` of an agent to reach over TCP (None)
 CONNMON_SERVICE           connmon service name (None)
+CONNMON_SECRET_FILE       file of the shared secret for TCP reports (None:
+                          ``$CONNMON_SECRET_FILE``, else the service's
+                          ``secret_file``)
 CONNMON_INTERVAL          seconds between reports (None: the client's default)
 CONNMON_LEAK_LOG          log leaked checkouts at request end (True)
 MYSQLPOOL_BACKEND         django-mysqlpool: pool class name (None)
@@ -59,6 +62,10 @@ class Settings:
     @property
     def CONNMON_SERVICE(self) -> str | None:
         return self._get("CONNMON_SERVICE", None)
+
+    @property
+    def CONNMON_SECRET_FILE(self) -> str | None:
+        return self._get("CONNMON_SECRET_FILE", None)
 
     @property
     def CONNMON_INTERVAL(self) -> float | None:

@@ -50,6 +50,7 @@ def instrument(entry: Any) -> None:
             interval=conf.CONNMON_INTERVAL,
             service=conf.CONNMON_SERVICE,
             addr=conf.CONNMON_ADDR,
+            secret_file=conf.CONNMON_SECRET_FILE,
             name=f"django:{entry.alias}",
         )
     except Exception as err:

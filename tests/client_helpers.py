@@ -145,8 +145,17 @@ class FakeAgent:
                     continue
                 before = None if msg["full"] else held.get(msg["_conn"])
                 merged = dict(pool) if before is None else {**before, **pool}
-                if before is not None and "hold" in pool and "bounds" not in pool["hold"]:
-                    merged["hold"] = {**pool["hold"], "bounds": before["hold"]["bounds"]}
+                if before is not None:
+                    for section in ("gauges", "counters"):
+                        if section in pool:
+                            merged[section] = {**before[section], **pool[section]}
+                    if "changed" in pool.get("hold", {}):
+                        counts = list(before["hold"]["counts"])
+                        pairs = pool["hold"]["changed"]
+                        for i, count in zip(pairs[::2], pairs[1::2]):
+                            counts[i] = count
+                        merged["hold"] = {**before["hold"], **pool["hold"], "counts": counts}
+                        del merged["hold"]["changed"]
                 held[msg["_conn"]] = latest = merged
         return latest
 

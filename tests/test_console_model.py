@@ -75,8 +75,11 @@ def make_state(processes: list[dict[str, Any]], at: float = T0,
                   "stats": {"clients": len(procs), "reports": 120, "bad_frames": 0,
                             "rejected": 0, "dropped_by_clients": 0}},
         "totals": _rollup(procs),
+        # As the agent does: a host is heard when its newest report came.
         "hosts": [dict(_rollup([p for p in procs if p["host"] == h]), host=h,
-                       last_heard_age=9.0 if h in stale_hosts else 0.1, stale=h in stale_hosts)
+                       last_heard_age=9.0 if h in stale_hosts else
+                       min(p["last_report_age"] for p in procs if p["host"] == h),
+                       stale=h in stale_hosts)
                   for h in hosts],
         "programs": [dict(_rollup([p for p in procs if (p["host"], p["program"]) == hp]),
                           host=hp[0], program=hp[1]) for hp in programs],
@@ -229,8 +232,14 @@ def test_stale_processes_are_marked_then_dropped() -> None:
     assert all(r.stale for r in m.table(ViewSpec(view="host")).rows)
     s = fleet(T0 + 2)
     s["processes"][-1]["last_report_age"] = 61.0
+    s["hosts"][-1]["last_heard_age"] = 61.0
     m.ingest(s)
     assert [r.host for r in m.table(ViewSpec(view="host")).rows] == ["web1"]
+    # A host still heard from whose processes are all gone keeps its row.
+    s["hosts"][-1]["last_heard_age"] = 0.5
+    m.ingest(s)
+    t = m.table(ViewSpec(view="host", sort="host"))
+    assert [(r.host, r.processes, r.stale) for r in t.rows] == [("web1", 3, False), ("web2", 0, False)]
 
 
 def test_history_keeps_the_peak_of_each_slot_and_forgets_old_rows() -> None:

@@ -37,6 +37,10 @@ SNAPSHOT_TTL = 0.1
 _NEVER = float("inf")
 SNAPSHOT_SHARE_COST = 0.005
 
+#: The keys of a delta pool record that hold nothing to share (see Canon).
+_PLAIN_DELTA = frozenset(("id", "gauges", "counters", "wait", "hold", "checkouts_total"))
+_EMPTY: dict[str, Any] = {}
+
 
 class Canon:
     """Shares equal values between stored reports, to bound memory.
@@ -162,10 +166,14 @@ class Registry:
         """Apply one validated report to ``rec``. O(size of the report).
 
         A full report replaces the process's pools. A delta merges each pool
-        record into the pool held, key by key (``protocol.validate_report``);
-        a held checkout list keeps the time it was received, so its ages go
-        on growing. Stored pools are never mutated: a merge makes a new dict
-        (snapshots being encoded may share the old one's parts).
+        record into the pool held, key by key (``protocol.validate_report``):
+        ``gauges`` and ``counters`` name by name, ``hold`` keeps the bounds
+        held, and a checkout list left out keeps the time it was received,
+        so its ages go on growing. A record that cannot be merged is ignored
+        and counted in ``ignored_pools``. Stored pools are never mutated: a
+        merge makes a new dict, so an unchanged pool stays the same object
+        (the cluster's outbox detects changes by identity) and snapshots
+        being encoded may share the old one's parts.
         """
         share = self.canon.pool
         if msg["full"]:
@@ -175,26 +183,35 @@ class Registry:
         else:
             pools = rec.pools
             for p in msg["pools"]:
-                share(p)
                 held = pools.get(p["id"])
                 hold = p.get("hold")
                 if held is None:
-                    if "name" not in p or "target" not in p or (hold and "bounds" not in hold):
+                    if "name" not in p or "target" not in p or (hold is not None and "bounds" not in hold):
                         self.ignored_pools += 1  # a delta for a pool never sent whole
                         continue
+                    share(p)
                     pools[p["id"]] = (p, now)
                     continue
                 old, received = held
-                if hold and "bounds" not in hold:
-                    old_hold = old.get("hold")
-                    if not old_hold or len(old_hold["bounds"]) + 1 != len(hold["counts"]):
-                        self.ignored_pools += 1  # counts that fit no bounds held
+                if hold is not None and "bounds" not in hold:
+                    hold = _patch_hold(old.get("hold"), hold)
+                    if hold is None:
+                        self.ignored_pools += 1  # changed buckets that fit no histogram held
                         continue
-                    hold["bounds"] = old_hold["bounds"]
-                if "checkouts" in p:
-                    received = now
+                if not p.keys() <= _PLAIN_DELTA:
+                    share(p)  # name, target, config or checkouts
                 merged = old.copy()
                 merged.update(p)
+                part = p.get("counters")
+                if part is not None:
+                    merged["counters"] = {**old.get("counters", _EMPTY), **part}
+                part = p.get("gauges")
+                if part is not None:
+                    merged["gauges"] = {**old.get("gauges", _EMPTY), **part}
+                if hold is not None:
+                    merged["hold"] = hold
+                if "checkouts" in p:
+                    received = now
                 pools[p["id"]] = (merged, received)
             for gone in msg.get("gone", ()):
                 pools.pop(gone, None)
@@ -363,6 +380,25 @@ class Registry:
         head = _dumps({"t": "state", **doc})
         body = b"".join([head[:-1], b',"processes":[', b",".join(sorted_rows(processes)), b"]}"])
         return protocol.HEADER.pack(len(body)) + body
+
+
+def _patch_hold(held: Any, delta: dict[str, Any]) -> dict[str, Any] | None:
+    """The histogram ``held`` with a delta's ``changed`` buckets, ``sum``
+    and ``count`` applied (a new dict), or None if they do not fit it."""
+    changed = delta["changed"]
+    if not held:
+        return None
+    counts = held["counts"].copy()
+    if changed and max(changed[::2]) >= len(counts):
+        return None
+    it = iter(changed)
+    for i, count in zip(it, it):
+        counts[i] = count
+    hold = held.copy()
+    hold.update(delta)
+    del hold["changed"]
+    hold["counts"] = counts
+    return hold
 
 
 def proc_copy(proc: Rollup) -> Rollup:

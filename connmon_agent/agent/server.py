@@ -18,6 +18,7 @@ from typing import Any, Callable
 from .. import __version__, protocol
 from ..errors import ProtocolError
 from .options import AgentOptions
+from .garbage import GarbageClock
 from .procwatch import ProcWatch, peer_credentials, start_time
 from .registry import ProcessRecord, Registry
 
@@ -216,6 +217,7 @@ class AgentServer:
         self.stats = Stats()
         self.connections: set[Connection] = set()
         self.procwatch = ProcWatch(loop, self._process_exited)
+        self.garbage = GarbageClock(loop)
         self.started = time.time()
         self._started_mono = time.monotonic()
         self._server: asyncio.AbstractServer | None = None
@@ -230,6 +232,7 @@ class AgentServer:
         """Serve on an already bound and listening Unix socket."""
         self._server = await self.loop.create_unix_server(lambda: Connection(self), sock=sock)
         self.procwatch.start()
+        self.garbage.start()
         self._sweeper = self.loop.create_task(self._sweep_forever())
         if self.options.cluster is not None:
             from .federation import Federation
@@ -247,6 +250,7 @@ class AgentServer:
             if conn.transport is not None:
                 conn.transport.abort()
         self.procwatch.close()
+        self.garbage.close()
         if self.federation is not None:
             await self.federation.close()
         if self._server is not None:

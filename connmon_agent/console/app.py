@@ -43,7 +43,7 @@ class ConsoleApp:
     ``apply_state`` takes one state from the agent. Both are safe to drive
     directly (tests do) without a running loop."""
 
-    def __init__(self, socket_path: str, refresh: float = 1.0, thresholds: Thresholds | None = None,
+    def __init__(self, socket_path: Any, refresh: float = 1.0, thresholds: Thresholds | None = None,
                  spec: ViewSpec | None = None, history: float = 300.0,
                  feed_factory: Callable[..., StateFeed] | None = StateFeed,
                  log_file: str | None = None) -> None:
@@ -105,7 +105,9 @@ class ConsoleApp:
             loop.run()
         finally:
             if self.feed is not None:
-                self.feed.stop(timeout=0.2)
+                # Closing the link wakes the feed thread at once (AgentLink.close
+                # shuts the socket down), so this join is short.
+                self.feed.stop()
             loop.remove_watch_pipe(pipe)
         return 0
 
@@ -395,10 +397,11 @@ class ConsoleApp:
         self._rebuild()
 
 
-def run_console(socket_path: str | None = None, refresh: float = 1.0, *, view: str = "program",
+def run_console(socket_path: Any = None, refresh: float = 1.0, *, view: str = "program",
                 thresholds: Thresholds | None = None, spec: ViewSpec | None = None,
                 history: float = 300.0, log_file: str | None = None, debug: bool = False) -> int:
-    """Open the console on the agent at ``socket_path`` (default: the local
+    """Open the console on the agent at ``socket_path`` (a Unix socket path
+    or a :class:`~connmon_agent.endpoint.Endpoint`; default: the local
     agent); returns the exit status. Used by ``connmon-agent console`` and
     ``connmon-agent demo``. Logs go to ``log_file`` (default
     ``console.log`` in the runtime directory), never to the screen."""

@@ -88,11 +88,13 @@ RATE = Column("rate", "CO/S", 5, key="S", fmt=fmt_rate, keep=6)
 FULL = Column("fullest", "FULL", 4, key="F", fmt=fmt_pct, keep=7)
 LONGEST = Column("longest", "HELD", 5, key="L", fmt=fmt_age, keep=8)
 SEEN = Column("last_report_age", "SEEN", 5, key="E", fmt=fmt_age, keep=4)
+# A host's SEEN is when its agent (or, for a peer's host, the peer) was last heard.
+HEARD = Column("last_heard_age", "SEEN", 5, key="E", fmt=fmt_age, keep=4)
 HISTORY = Column("history", "HISTORY", 7, grow=1, limit=60, align="left", numeric=False, fmt=fmt_text, keep=7)
 
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "program": (HOST, PROGRAM, PROCS, POOLS, CONNS, OUT, IDLE, RATE, FULL, LONGEST, HISTORY),
-    "host": (HOST, PROCS, POOLS, CONNS, OUT, IDLE, RATE, FULL, LONGEST, SEEN, HISTORY),
+    "host": (HOST, PROCS, POOLS, CONNS, OUT, IDLE, RATE, FULL, LONGEST, HEARD, HISTORY),
     "database": (TARGET, PROCS, POOLS, CONNS, CAP, OUT, IDLE, WAIT, RATE, FULL, LONGEST, HISTORY),
     "process": (HOST, PID, PROGRAM, POOLS, CONNS, OUT, IDLE, RATE, FULL, LONGEST, SEEN, HISTORY),
     "pool": (HOST, PID, PROGRAM, POOL, CONNS, OUT, IDLE, CAP, RATE, FULL, LONGEST, HISTORY),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import endpoint
 from ..errors import ConfigError, ConnmonError
 from .columns import COLUMNS
 from .filters import RowFilter
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time span of the sparklines (default 300)")
     parser.add_argument("--log-file", metavar="PATH",
                         help="where the console logs (default console.log in the runtime directory)")
+    endpoint.add_arguments(parser)
 
 
 def options_from(args: argparse.Namespace) -> tuple[Thresholds, ViewSpec]:
@@ -84,11 +86,12 @@ def options_from(args: argparse.Namespace) -> tuple[Thresholds, ViewSpec]:
 def run(args: argparse.Namespace) -> int:
     try:
         thresholds, spec = options_from(args)
+        where = endpoint.from_args(args)
     except ConfigError as err:
         print(f"connmon-agent console: error: {err}", file=sys.stderr)
         return 2
     if args.once or args.json or args.csv:
-        return run_once(args, thresholds, spec)
+        return run_once(args, thresholds, spec, where)
     try:
         import urwid  # noqa: F401  (only to know it is there)
     except ImportError:
@@ -96,12 +99,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from .app import run_console
 
-    return run_console(args.socket, args.refresh, thresholds=thresholds, spec=spec,
+    return run_console(where, args.refresh, thresholds=thresholds, spec=spec,
                        history=args.history, log_file=args.log_file, debug=args.debug)
 
 
-def run_once(args: argparse.Namespace, thresholds: Thresholds, spec: ViewSpec) -> int:
-    """The headless twin: needs no urwid and no terminal."""
+def run_once(args: argparse.Namespace, thresholds: Thresholds, spec: ViewSpec,
+             where: str | endpoint.Endpoint | None = None) -> int:
+    """The headless twin: needs no urwid and no terminal. ``where``: the
+    agent (default: ``args.socket``)."""
     from ..query import subscribe
     from .headless import render_once
     from .history import History
@@ -109,7 +114,7 @@ def run_once(args: argparse.Namespace, thresholds: Thresholds, spec: ViewSpec) -
 
     states = []
     try:
-        with subscribe(args.socket, args.refresh, timeout=max(5.0, 3 * args.refresh)) as sub:
+        with subscribe(where if where is not None else args.socket, args.refresh, timeout=max(5.0, 3 * args.refresh)) as sub:
             for state in sub:
                 states.append(state)
                 if len(states) == 2:

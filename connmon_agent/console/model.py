@@ -60,6 +60,8 @@ class Model:
         for (h, p), out in program.items():
             name[p] = name.get(p, 0) + out
             host[h] = host.get(h, 0) + out
+        for h in recs.empty_hosts:
+            host[h] = 0
         database = {k: sum(map(_OUT, ms)) for k, ms in recs.by_target.items()}
         pooled = recs.by_pool.values()
         pool = zip(map(_POOL_KEY, pooled), map(_OUT, pooled))

@@ -156,15 +156,23 @@ class Records:
         self.by_prog: dict[tuple, list[PoolRecord]] = {}
         #: The records with a pool of each database target.
         self.by_target: dict[str, list[PoolRecord]] = {}
-        #: (processes, fresh processes, distinct hosts): of every process,
-        #: and of the processes that have a pool.
+        #: (processes, fresh processes, distinct hosts): of every process
+        #: (hosts: every host shown, ``empty_hosts`` included), and of the
+        #: processes that have a pool.
         self.census: tuple[int, int, int] = (0, 0, 0)
         self.pooled_census: tuple[int, int, int] = (0, 0, 0)
+        #: The state's ``hosts`` list: host -> (last-heard age or None,
+        #: stale), without the hosts silent past ``drop_after``; a host is
+        #: stale when the agent says so or it was heard too long ago.
+        self.hosts: dict[str, tuple[float | None, bool]] = {}
+        #: The hosts of ``hosts`` with no process shown (a cluster node
+        #: shows every host of the cluster, idle ones too), in state order.
+        self.empty_hosts: list[str] = []
 
     def ingest(self, state: dict[str, Any]) -> list[PoolRecord]:
         th = self.thresholds
         now = float(state.get("generated_at") or 0.0)
-        stale_hosts = {h.get("host") for h in state.get("hosts") or () if h.get("stale")}
+        host_info, stale_hosts = self._hosts(state.get("hosts"))
         prev = self.by_pool
         records: list[PoolRecord] = []
         by_pool: dict[tuple, PoolRecord] = {}
@@ -232,11 +240,40 @@ class Records:
         self.process_out = process_out
         self.by_prog = by_prog
         self.by_target = by_target
-        self.census = (n_procs, n_fresh, len(hosts))
+        empty = [h for h in host_info if h not in hosts]
+        self.hosts = host_info
+        self.empty_hosts = empty
+        self.census = (n_procs, n_fresh, len(hosts) + len(empty))
         self.pooled_census = (n_pooled, n_pooled_fresh, len(pooled_hosts))
         self.state = state
         self.generated_at = now
         return records
+
+    def _hosts(self, rows: Any) -> tuple[dict[str, tuple[float | None, bool]], set[str]]:
+        """(the shown hosts' (age, stale), every host the agent says is
+        stale) of the state's ``hosts`` list; malformed entries are skipped."""
+        th = self.thresholds
+        info: dict[str, tuple[float | None, bool]] = {}
+        flagged: set[str] = set()
+        for h in rows or ():
+            if not isinstance(h, dict):
+                continue
+            name = h.get("host")
+            if not isinstance(name, str):
+                continue
+            name = name or "?"
+            age = h.get("last_heard_age")
+            if type(age) not in (int, float):
+                age = None
+            stale = bool(h.get("stale"))
+            if stale:
+                flagged.add(name)
+            if age is not None:
+                if th.drop_after and age > th.drop_after:
+                    continue
+                stale = stale or age > th.stale_after
+            info[name] = (age, stale)
+        return info, flagged
 
 
 def _process_slowly(proc: dict[str, Any]) -> tuple[float, tuple, tuple, list]:

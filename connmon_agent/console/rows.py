@@ -49,6 +49,7 @@ class Row:
     rate = 0.0
     longest = 0.0
     last_report_age: float | None = None
+    last_heard_age: float | None = None
     fresh = 0
     record: PoolRecord | None = None
     group: Any = None
@@ -138,6 +139,19 @@ class Row:
 
     def get(self, field: str) -> Any:
         return getattr(self, field, None)
+
+
+class HostRow(Row):
+    """A row of the host view: the figures of the host's records (none for
+    a host without processes) plus what the agent's ``hosts`` list says of
+    the host: when it was last heard from, and whether it is stale."""
+
+    heard_stale = False
+
+    @property
+    def stale(self) -> bool:
+        """The host is stale (by the agent or its age), or every process is."""
+        return self.heard_stale or (self.processes > 0 and self.fresh == 0)
 
 
 def _from_record(field: str) -> property:

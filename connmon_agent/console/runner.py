@@ -65,7 +65,7 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_screen(socket_path: str | None, refresh: float, *, view: str = "program",
+def run_screen(socket_path: Any, refresh: float, *, view: str = "program",
                thresholds: Thresholds | None = None, spec: ViewSpec | None = None,
                history: float = 300.0, log_file: str | None = None, debug: bool = False) -> int:
     from ..query import fetch_state

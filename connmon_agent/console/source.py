@@ -37,10 +37,11 @@ class LinkStatus:
 
 
 class StateFeed:
-    """Subscribe to ``socket_path`` in a daemon thread. Thread-safe:
+    """Subscribe to ``socket_path`` (a Unix socket path or an Endpoint) in a
+    daemon thread. Thread-safe:
     ``take``, ``set_interval`` and ``stop`` may be called from any thread."""
 
-    def __init__(self, socket_path: str, interval: float, notify: Callable[[], None],
+    def __init__(self, socket_path: Any, interval: float, notify: Callable[[], None],
                  subscribe_fn: Callable[..., Any] = subscribe, timeout: float = 3.0,
                  backoff: tuple[float, float] = (0.2, 2.0)) -> None:
         self.socket_path = socket_path

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 from .columns import Column
 from .records import PoolRecord, Records
-from .rows import RecordRow, Row, Totals, bucket
+from .rows import HostRow, RecordRow, Row, Totals, bucket
 from .settings import ViewSpec
 
 #: The row key of a record in each view.
@@ -139,6 +139,11 @@ class TableBuilder:
         elif group is None and view == "database":
             buckets = {(t,): ms for t, ms in by_target.items()}
         rows = self._rows(records, view, group, split, buckets)
+        # Hosts without processes (a cluster's idle hosts) are shown too,
+        # wherever rows are not only pools.
+        empty = [] if pooled_only or not state.empty_hosts else _empty_hosts(state.empty_hosts, keep)
+        if view == "host":
+            rows = self._host_rows(rows, state, empty, group)
         if view == "database" and group is None:
             databases = list(rows)
         else:
@@ -152,6 +157,7 @@ class TableBuilder:
             totals = Totals.of_parts(databases, *census)
         else:
             totals = Totals(records)
+            totals.hosts += len(empty)
         databases.sort(key=_TARGET)
         # Ties keep a stable order: by key, always ascending.
         rows.sort(key=_KEY)
@@ -196,18 +202,47 @@ class TableBuilder:
                 groups = ((key_of(ms[0]), ms) for _, ms in groups)
         else:
             groups = bucket(records, key_of).items()
+        # A host's row carries more than its records' figures (see _host_rows).
+        make, single = (HostRow, False) if view == "host" else (Row, True)
         for key, members in groups:
             first = members[0]
             g = gfield(first) if gfield else None
-            if len(members) == 1:
+            if single and len(members) == 1:
                 append(RecordRow(key, first, history_of(key), g))
                 continue
-            row = Row(key).take(members)
+            row = make(key).take(members)
             for f in labels:
                 setattr(row, f, getattr(first, f))
             row.history_key = history_of(key)
             row.group = g
             append(row)
+        return rows
+
+    @staticmethod
+    def _host_rows(rows: list[Any], state: Records, empty: list[str], group: str | None) -> list[Any]:
+        """The host view's rows with each host's last-heard age and
+        staleness from the state's hosts list, plus a row for each host
+        in ``empty`` (no processes) when the rows are not split."""
+        hosts = state.hosts
+        for row in rows:
+            info = hosts.get(row.host)
+            if info is None or info[0] is None:
+                # Not in the agent's list: heard when its newest report came.
+                row.last_heard_age = row.last_report_age
+            else:
+                row.last_heard_age = info[0]
+            if info is not None and info[1]:
+                row.heard_stale = True
+        if group not in (None, "host"):
+            return rows
+        for name in empty:
+            row = HostRow((name,) if group is None else (name, name))
+            row.host = name
+            row.last_heard_age, row.heard_stale = hosts[name]
+            row.history_key = ("host", name)
+            if group is not None:
+                row.group = name
+            rows.append(row)
         return rows
 
     @staticmethod
@@ -219,13 +254,32 @@ class TableBuilder:
         by_group = bucket(records, attrgetter(field))
         out: list[Row] = []
         for g in sorted(members, key=lambda v: (v is None, str(v))):
-            grow = Row((g,), "group").take(by_group[g])
+            grow = Row((g,), "group").take(by_group.get(g, []))
             grow.group = g
             grow.history_key = (GROUP_HISTORY[group], g)
             setattr(grow, field, g)
             out.append(grow)
             out.extend(members[g])
         return out
+
+
+class _HostOnly:
+    """What a filter sees of a host without processes: its name."""
+
+    __slots__ = ("host",)
+    program = target = name = pid = ""
+    started = None
+    checked_out = 0
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+
+def _empty_hosts(names: list[str], keep: Callable[[Any], bool] | None) -> list[str]:
+    """The hosts of ``names`` (none with processes) that ``keep`` lets through."""
+    if keep is None:
+        return names
+    return [n for n in names if keep(_HostOnly(n))]
 
 
 def predicate(spec: ViewSpec) -> Callable[[PoolRecord], bool] | None:

@@ -28,7 +28,7 @@ def cell_level(col: Column, row: Row, th: Thresholds) -> str | None:
         return th.limit_level(row.fullest, row.waiters)
     if f == "waiters" and row.waiters:
         return "crit"
-    if f == "last_report_age" and row.stale:
+    if f in ("last_report_age", "last_heard_age") and row.stale:
         return "warn"
     return None
 

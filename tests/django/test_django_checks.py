@@ -84,3 +84,26 @@ def test_manage_py_check_of_example_project_fails_on_a_bad_pool_size(short_tmp):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1
     assert "django_connmon.E002" in p.stderr and "pool_size" in p.stderr
+
+
+def test_secret_file_setting_is_checked(short_tmp):
+    good = os.path.join(short_tmp, "secret")
+    with open(good, "wb") as f:
+        f.write(b"s3cret-of-the-cluster-0123456789")
+    os.chmod(good, 0o600)
+    with override_settings(CONNMON_SECRET_FILE=good):
+        assert check_settings() == []
+    short = os.path.join(short_tmp, "short")
+    with open(short, "wb") as f:
+        f.write(b"tiny")
+    os.chmod(short, 0o600)
+    for value, says in ((7, "must be a non-empty string"), ("", "must be a non-empty string"),
+                        (os.path.join(short_tmp, "missing"), "cannot read it"),
+                        (short, "at least 16")):
+        with override_settings(CONNMON_SECRET_FILE=value):
+            msgs = check_settings()
+        assert [m.id for m in msgs] == ["django_connmon.E009"] and says in msgs[0].msg, msgs
+    os.chmod(good, 0o644)
+    with override_settings(CONNMON_SECRET_FILE=good):
+        msgs = check_settings()
+    assert [m.id for m in msgs] == ["django_connmon.E009"] and "chmod 600" in msgs[0].msg
