@@ -54,6 +54,8 @@ setup(
     extras_require={
         "django": ["Django>=5.2"],
         "console": ["urwid>=2.6"],
+        # the agent's event loop in C (agent/loops.py); optional
+        "fast": ["uvloop>=0.19"],
         "celery": ["celery>=5.3"],
         "mysql": ["pymysql>=1.1"],
         "postgresql": ["psycopg2-binary>=2.9"],

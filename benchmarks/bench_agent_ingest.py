@@ -4,14 +4,21 @@ Starts a real agent subprocess (``start --trust-hello-pid``: the one
 benchmark-only switch, which takes each connection's identity from its
 hello so that a few load-generator processes can stand in for thousands of
 processes; the per-report path is the real one), opens N Unix connections
-from a couple of generator processes, each sending a realistic report
-(2 pools, a few checkouts, a full histogram; deltas with a full report
-every ``protocol.FULL_EVERY``) once a second for ``--duration`` seconds, and
-measures the agent's CPU % (its cpu_times delta), µs of agent CPU per
-report ingested (from the agent's ``stats.reports``), its RSS, and the time
-of one ``connmon-agent status --json`` at that size.
+from a couple of generator processes, and sends each connection's reports
+once a second for ``--duration`` seconds. The reports are made by the real
+client's report builder (``reporter.Channel.build``: a full report on
+connecting and every ``protocol.FULL_EVERY`` reports, deltas carrying only
+what changed in between) from simulated pools (2 per process) whose
+counters, hold-time histogram, wait time, gauges and checkouts move like a
+web process's (see ``MIXES``: "fleet", most processes busy, and "busy",
+every pool of every process changing every second). It measures the
+agent's CPU % (its cpu_times delta), µs of agent CPU per report ingested
+(from the agent's ``stats.reports``), its RSS, and the time of one
+``connmon-agent status --json`` at that size, with asyncio's event loop and
+with uvloop's (when installed).
 
     .venv/bin/python benchmarks/bench_agent_ingest.py [--sizes 1000,10000] [--duration 20]
+        [--mixes fleet,busy] [--loops asyncio,uvloop]
 
 Targets: 10,000 processes under 25 % of one core, RSS <= 150 MB.
 """
@@ -40,10 +47,19 @@ from connmon_agent.client.reporter import Channel  # noqa: E402
 from connmon_agent.client.state import HOLD_BOUNDS  # noqa: E402
 from connmon_agent.query import fetch_state  # noqa: E402
 
-#: The simulated fleet: every pool of every process is busy (its counters,
-#: hold-time histogram and wait time change every second), and each second a
-#: pool's set of checkouts (0 to 3 of them, attributed to a request) is
-#: replaced with this probability, its connection count with the next.
+#: The simulated fleets: the share of seconds in which a pool is used (its
+#: counters, hold-time histogram and wait time change), for each pool of a
+#: process, by kind of process. "busy": every pool of every process is used
+#: every second. "fleet": four processes in five are busy (their first pool
+#: is used every second, their second one every other second) and one in
+#: five is quiet (each pool used one second in ten).
+MIXES = {
+    "busy": [(1.0, (1.0, 1.0))],
+    "fleet": [(0.8, (1.0, 0.5)), (0.2, (0.1, 0.1))],
+}
+#: In a second a pool is used, its set of checkouts (0 to 3 of them,
+#: attributed to a request) is replaced with this probability, its number
+#: of connections with the next.
 CHECKOUT_CHURN = 0.3
 CONNECTION_CHURN = 0.1
 #: Distinct simulated processes (their reports differ); connections beyond
@@ -62,8 +78,9 @@ class SimulatedPool:
     real reporter's ``Channel.build`` reads (``id``, ``version``,
     ``snapshot()``), with state that moves like a busy web process's."""
 
-    def __init__(self, rng: random.Random, index: int) -> None:
+    def __init__(self, rng: random.Random, index: int, activity: float = 1.0) -> None:
         self.rng = rng
+        self.activity = activity
         self.id = str(index)
         self.version = 0
         target = f"mysql+pymysql://nova@db{index}:3306/nova"
@@ -83,8 +100,12 @@ class SimulatedPool:
         self.wait_max = 0.001
 
     def advance(self) -> None:
-        """One second of a busy process."""
+        """One second: used (with probability ``activity``) or idle."""
         rng = self.rng
+        if rng.random() >= self.activity:
+            for co in self.checkouts:
+                co["age"] += 1.0
+            return
         self.version += 1
         served = rng.randrange(20, 200)
         c = self.counters
@@ -128,32 +149,33 @@ class SimulatedPool:
         return json.loads(json.dumps(snap))  # no object shared with the previous snapshot
 
 
-def _commit(ch: Channel, full: bool, versions: dict, snaps: dict) -> None:
-    """What ``Channel._report`` records after a successful send."""
-    if full:
-        ch.sent, ch.last = dict(versions), snaps
-    else:
-        ch.sent.update(versions)
-        ch.last.update(snaps)
+def activities(v: int, mix: str) -> tuple[float, ...]:
+    """The pools' activities of simulated process ``v`` in ``mix``."""
+    x = (v + 0.5) / VARIANTS
+    for share, pools in MIXES[mix]:
+        if x < share:
+            return pools
+        x -= share
+    return MIXES[mix][-1][1]
 
 
-def variant_frames(v: int) -> tuple[list[bytes], list[bytes]]:
+def variant_frames(v: int, mix: str) -> tuple[list[bytes], list[bytes]]:
     """One simulated process's ``CYCLE`` reports, made by the real client's
     report builder (``reporter.Channel.build``): the frame sent at each
     position (full every FULL_EVERY, deltas between), and a full report of
     the state at each position (sent once, on connecting, by a connection
     that starts its cycle right after that position)."""
     rng = random.Random(v)
-    sims = [SimulatedPool(rng, 1), SimulatedPool(rng, 2)]
+    sims = [SimulatedPool(rng, i + 1, activity) for i, activity in enumerate(activities(v, mix))]
     ch = Channel("bench", "nova-api", 1.0)
     sent, fulls = [], []
     for pos in range(2 * CYCLE):  # the first lap only warms the state up
         for sim in sims:
             sim.advance()
         full = pos % protocol.FULL_EVERY == 0
-        msg, versions, _gone, snaps = ch.build(0.0, sims, full)
+        msg, versions, gone, snaps = ch.build(0.0, sims, full)
         msg["seq"] = pos
-        _commit(ch, full, versions, snaps)
+        ch.sent_ok(msg, versions, gone, snaps)
         if pos >= CYCLE:
             sent.append(protocol.encode(msg))
             whole = ch.build(0.0, sims, True)[0]
@@ -162,9 +184,9 @@ def variant_frames(v: int) -> tuple[list[bytes], list[bytes]]:
     return sent, fulls
 
 
-def report_frames() -> tuple[list[list[bytes]], list[list[bytes]]]:
+def report_frames(mix: str) -> tuple[list[list[bytes]], list[list[bytes]]]:
     """Per variant: the frames of its cycle and the full frame of each position."""
-    pairs = [variant_frames(v) for v in range(VARIANTS)]
+    pairs = [variant_frames(v, mix) for v in range(VARIANTS)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
@@ -173,10 +195,10 @@ def raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def generator(path: str, first_pid: int, count: int, duration: float) -> None:
+def generator(path: str, first_pid: int, count: int, duration: float, mix: str) -> None:
     """Run as a subprocess: ``count`` connections, a report a second each."""
     raise_nofile()
-    frames, fulls = report_frames()
+    frames, fulls = report_frames(mix)
     # Connection k plays variant k % VARIANTS from its own point of the cycle,
     # so a tenth of the processes send their full report in any one second.
     plan = [(k % VARIANTS, (k // VARIANTS + 7 * k) % CYCLE) for k in range(count)]
@@ -241,12 +263,12 @@ def wait_idle(p: psutil.Process, timeout: float = 60.0) -> None:
     raise RuntimeError("the agent never went idle")
 
 
-def run_size(n: int, duration: float, generators: int, workdir: str) -> dict:
-    path = os.path.join(workdir, f"run{n}", "agent.sock")
-    log = open(os.path.join(workdir, f"agent{n}.log"), "wb")
+def run_size(n: int, duration: float, generators: int, workdir: str, mix: str, loop: str) -> dict:
+    path = os.path.join(workdir, f"run{n}{mix}{loop}", "agent.sock")
+    log = open(os.path.join(workdir, f"agent{n}{mix}{loop}.log"), "wb")
     agent = subprocess.Popen([sys.executable, "-m", "connmon_agent", "start", "--socket", path,
                               "--trust-hello-pid", "--log-level", "WARNING"], stdout=log, stderr=subprocess.STDOUT,
-                             cwd=os.path.dirname(HERE))
+                             cwd=os.path.dirname(HERE), env={**os.environ, "CONNMON_AGENT_LOOP": loop})
     gens: list[subprocess.Popen] = []
     try:
         deadline = time.monotonic() + 10
@@ -261,7 +283,7 @@ def run_size(n: int, duration: float, generators: int, workdir: str) -> dict:
         per = n // generators
         for g in range(generators):
             gens.append(subprocess.Popen([sys.executable, __file__, "--generate", path, str((g + 1) * 100000), str(per),
-                                          str(duration + 120)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+                                          str(duration + 120), mix], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
         for g in gens:
             assert g.stdout is not None and g.stdout.readline().strip() == "ready"
         proc = psutil.Process(agent.pid)
@@ -300,6 +322,8 @@ def run_size(n: int, duration: float, generators: int, workdir: str) -> dict:
             g.wait(60)
         return {
             "n": n,
+            "mix": mix,
+            "loop": loop,
             "tracked": status["totals"]["processes"],
             "reports_per_s": reports / (t1 - t0),
             "cpu_pct": 100 * (c1 - c0) / (t1 - t0),
@@ -332,41 +356,65 @@ def run_size(n: int, duration: float, generators: int, workdir: str) -> dict:
         log.close()
 
 
+def describe_mix(mix: str) -> str:
+    frames, fulls = report_frames(mix)
+    sizes = [len(f) for fs in frames for f in fs]
+    pools = [len(json.loads(f[4:])["pools"]) for fs in frames for pos, f in enumerate(fs) if pos % protocol.FULL_EVERY]
+    kinds = ", ".join(f"{share:.0%} of processes using their pools " + "/".join(f"{a:.0%}" for a in act) + " of seconds"
+                      for share, act in MIXES[mix])
+    return (f"mix {mix!r}: {kinds}; "
+            f"{sum(pools) / len(pools):.2f} pools per delta; mean {sum(sizes) / len(sizes):.0f} bytes a report "
+            f"(full {sum(len(f) for fs in fulls for f in fs) // (len(fulls) * CYCLE)})")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--generate":
-        generator(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+        generator(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6])
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--generators", type=int, default=2)
+    ap.add_argument("--mixes", default="fleet,busy", help=f"comma-separated, of {', '.join(MIXES)}")
+    ap.add_argument("--loops", default=None, help="comma-separated event loops of the agent: asyncio, uvloop "
+                                                  "(default: both when uvloop is installed)")
     args = ap.parse_args()
     raise_nofile()
-    frames, fulls = report_frames()
-    sizes = [len(f) for fs in frames for f in fs]
-    deltas = [len(f) for fs in frames for pos, f in enumerate(fs) if pos % protocol.FULL_EVERY]
-    print(f"simulated reports (the real client's Channel.build): 2 busy pools per process, counters, hold and wait "
-          f"changing every second, checkouts replaced in {CHECKOUT_CHURN:.0%} of seconds per pool; a full report "
-          f"every {protocol.FULL_EVERY}: mean {sum(sizes) / len(sizes):.0f} bytes a report "
-          f"(deltas {sum(deltas) / len(deltas):.0f}, full {sum(map(len, (f for fs in fulls for f in fs))) // (len(fulls) * CYCLE)})")
+    loops = args.loops.split(",") if args.loops else ["asyncio"] + (["uvloop"] if _has_uvloop() else [])
+    mixes = args.mixes.split(",")
+    print(f"simulated reports, made by the real client's report builder (Channel.build): 2 pools per process; "
+          f"a pool used in a second changes its counters, hold-time histogram and wait time, replaces its checkouts "
+          f"with probability {CHECKOUT_CHURN:.0%}; a full report every {protocol.FULL_EVERY}")
+    for mix in mixes:
+        print("  " + describe_mix(mix))
     workdir = tempfile.mkdtemp(prefix="cmb", dir="/tmp")
     try:
-        rows = [run_size(int(n), args.duration, args.generators, workdir) for n in args.sizes.split(",")]
+        rows = [run_size(int(n), args.duration, args.generators, workdir, mix, loop)
+                for mix in mixes for loop in loops for n in args.sizes.split(",")]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"{'processes':>9} {'tracked':>8} {'reports/s':>10} {'agent CPU %':>11} {'µs/report':>10} "
+    print(f"{'mix':>6} {'loop':>8} {'processes':>9} {'reports/s':>10} {'agent CPU %':>11} {'µs/report':>10} "
           f"{'RSS MB':>7} {'RSS MB after status':>19} {'fetch_state':>11} {'status --json':>14} {'JSON MB':>8}")
     for r in rows:
-        print(f"{r['n']:>9} {r['tracked']:>8} {r['reports_per_s']:>10.0f} {r['cpu_pct']:>11.1f} {r['us_per_report']:>10.1f} "
+        print(f"{r['mix']:>6} {r['loop']:>8} {r['n']:>9} {r['reports_per_s']:>10.0f} {r['cpu_pct']:>11.1f} {r['us_per_report']:>10.1f} "
               f"{r['rss_ingest_mb']:>7.1f} {r['rss_mb']:>19.1f} {r['fetch_s']:>10.2f}s {r['status_s']:>13.2f}s {r['status_mb']:>8.1f}")
     for r in rows:
-        if r["bad_frames"] or r["ignored_pools"] or r["whole"] != r["n"]:
-            print(f"WRONG at {r['n']}: bad_frames {r['bad_frames']}, ignored_pools {r['ignored_pools']}, "
-                  f"{r['whole']} of {r['n']} processes whole")
-    big = rows[-1]
-    print(f"target at {big['n']}: CPU < 25 % -> {'met' if big['cpu_pct'] < 25 else 'MISSED'}; "
-          f"RSS <= 150 MB -> {'met' if big['rss_ingest_mb'] <= 150 else 'MISSED'} while ingesting, "
-          f"{'met' if big['rss_mb'] <= 150 else 'MISSED'} after two snapshots")
+        if r["bad_frames"] or r["ignored_pools"] or r["whole"] != r["n"] or r["tracked"] != r["n"]:
+            print(f"WRONG ({r['mix']}, {r['loop']}, {r['n']}): bad_frames {r['bad_frames']}, ignored_pools "
+                  f"{r['ignored_pools']}, {r['whole']} of {r['n']} processes whole, {r['tracked']} tracked")
+    for r in rows:
+        if r["n"] >= 10_000:
+            print(f"target at {r['n']} ({r['mix']}, {r['loop']}): CPU < 25 % -> {'met' if r['cpu_pct'] < 25 else 'MISSED'}; "
+                  f"RSS <= 150 MB -> {'met' if r['rss_ingest_mb'] <= 150 else 'MISSED'} while ingesting, "
+                  f"{'met' if r['rss_mb'] <= 150 else 'MISSED'} after two snapshots")
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -300,23 +300,27 @@ def validate_report(msg: dict[str, Any]) -> dict[str, Any]:
 
     * ``name``, ``target``, ``config``: in the pool's first record on the
       connection (so in every full report), later only if changed;
-    * ``gauges``, ``counters``, ``wait``, ``checkouts_total``: the whole
-      object or value, when anything in it changed;
+    * ``gauges``, ``counters``: only the names whose value changed, the
+      others keep theirs;
+    * ``wait``, ``checkouts_total``: the whole object or value, when it
+      changed;
     * ``checkouts``: the whole list, when it changed other than by ages
       growing (a checkout came or went, or its holder changed). A list
       left out is kept and its ages are brought forward from the moment the
       agent received it;
-    * ``hold``: ``counts``, ``sum`` and ``count`` when they changed;
-      ``bounds`` only when the bounds changed (``counts`` must then have
-      one more entry than the bounds the agent holds).
+    * ``hold``: when it changed, ``{"changed": [index, count, ...], "sum":
+      1.6, "count": 41}``, the new counts of the buckets that changed
+      (indexes into ``counts``); the whole histogram (``bounds`` and
+      ``counts``) only when its bounds changed.
 
-    For example ``{"id": "1", "counters": {...}, "hold": {"counts": [...],
-    "sum": 1.6, "count": 41}}``. A delta record for a pool the agent does not
-    hold must be complete (``name``, ``target``, ``hold`` with ``bounds``);
-    one that is not, or whose ``hold`` does not fit the held bounds, is
-    ignored and counted (``agent.stats.ignored_pools``), not an error. A full
-    report is sent on every (re)connect and at least every ``FULL_EVERY``
-    reports, so an agent is whole after one interval.
+    For example ``{"id": "1", "counters": {"checkouts": 41, "checkins": 40},
+    "hold": {"changed": [3, 17], "sum": 1.6, "count": 41}}``. A delta record
+    for a pool the agent does not hold must be complete (``name``,
+    ``target``, a whole ``hold``); one that is not, or whose changed buckets
+    do not fit the histogram held, is ignored and counted
+    (``agent.stats.ignored_pools``), not an error. A full report is sent on
+    every (re)connect and at least every ``FULL_EVERY`` reports, so an agent
+    is whole after one interval.
 
     Ages are seconds relative to the moment of sending, so clock skew
     between hosts does not matter. Unknown keys are kept (a newer client);
@@ -372,6 +376,8 @@ def validate_report(msg: dict[str, Any]) -> dict[str, Any]:
                 counts = hold.get("changed")
                 if type(counts) is not list or len(counts) > 2 * MAX_BUCKETS + 2 or len(counts) % 2:
                     raise ProtocolError("pool.hold needs counts or, in a delta, changed [index, count, ...] pairs")
+                if "bounds" in hold:
+                    raise ProtocolError("pool.hold has bounds but no counts")
                 changed_lists.append(counts)
             ints += counts
             ints.append(hold.get("count", 0))

@@ -11,6 +11,8 @@ import sys
 from ..errors import ConnmonError
 from .daemon import Readiness, daemonize, remove_pidfile, write_pidfile
 from .instance import InstanceLock, bind_socket, ensure_private_dir, raise_nofile_limit
+from .loops import loop_factory
+from .loops import run as run_loop
 from .options import AgentOptions
 from .server import AgentServer
 
@@ -75,7 +77,8 @@ def _run(options: AgentOptions, pidfile: str | None, readiness: Readiness | None
         log.info("connmon agent pid %d listening on %s (open files limit %d)", os.getpid(), path, limit)
         if options.trust_hello_pid:
             log.warning("--trust-hello-pid: reporters are identified by what they claim (benchmarks only)")
-        asyncio.run(_serve(options, sock, readiness))
+        log.info("event loop: %s", loop_factory()[0])
+        run_loop(_serve(options, sock, readiness))
         sock = None  # closed by the server
         log.info("stopped")
         return 0

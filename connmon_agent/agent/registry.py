@@ -186,14 +186,14 @@ class Registry:
                 held = pools.get(p["id"])
                 hold = p.get("hold")
                 if held is None:
-                    if "name" not in p or "target" not in p or (hold is not None and "bounds" not in hold):
+                    if "name" not in p or "target" not in p or (hold is not None and "counts" not in hold):
                         self.ignored_pools += 1  # a delta for a pool never sent whole
                         continue
                     share(p)
                     pools[p["id"]] = (p, now)
                     continue
                 old, received = held
-                if hold is not None and "bounds" not in hold:
+                if hold is not None and "counts" not in hold:  # changed buckets only
                     hold = _patch_hold(old.get("hold"), hold)
                     if hold is None:
                         self.ignored_pools += 1  # changed buckets that fit no histogram held

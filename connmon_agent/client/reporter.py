@@ -96,6 +96,9 @@ class Channel:
         #: pool id -> snapshot last sent on the current link (deltas are
         #: made against it: it is what the agent holds)
         self.last: dict[str, dict[str, Any]] = {}
+        #: program, dropped and internal_errors as last sent on the link (a
+        #: delta repeats them only when they changed)
+        self.told: tuple[str, int, int] | None = None
 
     # -- the loop ----------------------------------------------------------
 
@@ -158,6 +161,7 @@ class Channel:
         self.handshake_deadline = now + HANDSHAKE_TIMEOUT
         self.sent.clear()
         self.last.clear()
+        self.told = None
         self.force_full = True
         return link
 
@@ -167,6 +171,7 @@ class Channel:
             self.link = None
         self.sent.clear()
         self.last.clear()
+        self.told = None
         self.force_full = True
         if isinstance(err, AgentRefused):
             self.next_attempt = now + REFUSED_WAIT
@@ -186,6 +191,15 @@ class Channel:
             return
         if link.state == "ready" and link.proto is not None:
             self.backoff.reset()
+        self.sent_ok(msg, versions, gone, snaps)
+
+    def sent_ok(self, msg: dict[str, Any], versions: dict[str, int], gone: list[str], snaps: dict[str, dict[str, Any]]) -> None:
+        """Record that the report :meth:`build` made (``msg`` and the rest of
+        what it returned) went out: the next deltas are made against what it
+        told the agent."""
+        full = msg["full"]
+        told = self.told or ("", 0, 0)
+        self.told = (msg.get("program", told[0]), msg.get("dropped", told[1]), msg.get("internal_errors", told[2]))
         self.seq += 1
         if full:
             self.sent = dict(versions)
@@ -228,16 +242,17 @@ class Channel:
                 versions[c.id] = version
                 snaps[c.id] = snap
         gone = [pool_id for pool_id in self.sent if pool_id not in live][: protocol.MAX_POOLS]
-        msg = {
-            "t": "report",
-            "seq": self.seq,
-            "full": full,
-            "program": self.program,
-            "dropped": self.dropped,
-            "internal_errors": guard.internal_errors,
-            "gone": gone,
-            "pools": records,
-        }
+        msg: dict[str, Any] = {"t": "report", "seq": self.seq, "full": full}
+        told = self.told
+        if full or told is None or self.program != told[0]:
+            msg["program"] = self.program
+        if full or told is None or self.dropped != told[1]:
+            msg["dropped"] = self.dropped
+        if full or told is None or guard.internal_errors != told[2]:
+            msg["internal_errors"] = guard.internal_errors
+        if full or gone:
+            msg["gone"] = gone
+        msg["pools"] = records
         return msg, versions, gone, snaps
 
     def close(self) -> None:
