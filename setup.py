@@ -34,6 +34,7 @@ TEST_REQUIRES = [
     "pyte>=0.8",
     "gunicorn>=22",
     "celery>=5.3",
+    "uvloop>=0.19",
 ]
 
 setup(

@@ -232,3 +232,17 @@ def test_no_process_of_a_test_outlives_it():
         if "connmon_agent" in " ".join(c.cmdline())
     ]
     assert not leftovers, leftovers
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_agent_serves_on_either_event_loop(agent_factory, scripts, short_tmp, monkeypatch, loop):
+    # uvloop is used when installed; asyncio's own loop must work as well
+    monkeypatch.setenv("CONNMON_AGENT_LOOP", loop)
+    a = agent_factory()
+    url = plugin_url(f"sqlite:///{short_tmp}/l.db", a.socket, f"e2e-{loop}", INTERVAL)
+    p, info = spawn_holder(scripts, url, 3, 1)
+    a.wait_state(
+        lambda s: (rows := process_rows(s, {info["pid"]})) and totals(rows[info["pid"]]) == (3, 2, 1),
+        what=f"exact counts through an agent on {loop}",
+    )
+    send(p, "quit")
