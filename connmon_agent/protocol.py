@@ -262,6 +262,21 @@ COUNTERS = (
 CONFIG_KEYS = ("class", "size", "max_overflow", "timeout", "recycle", "pre_ping")
 
 
+def pool_capacity(config: dict[str, Any]) -> int | None:
+    """``size + max_overflow`` of a reported pool config; None when the
+    pool is unbounded: NullPool, ``max_overflow < 0`` (QueuePool's "no
+    limit"), or no integer ``size`` (StaticPool, an unknown pool class)."""
+    size = config.get("size")
+    if type(size) is not int or size < 0 or config.get("class") == "NullPool":
+        return None
+    overflow = config.get("max_overflow", 0)
+    if overflow is None:
+        overflow = 0
+    if type(overflow) is not int or overflow < 0:
+        return None
+    return size + overflow
+
+
 def validate_report(msg: dict[str, Any]) -> dict[str, Any]:
     """Check a report in place and return it.
 

@@ -11,26 +11,10 @@ from typing import Any, Iterable
 from .. import protocol
 
 GAUGES = protocol.GAUGES
+pool_capacity = protocol.pool_capacity
 COUNTERS = protocol.COUNTERS
 _NG = len(GAUGES)
 _NC = len(COUNTERS)
-
-
-def pool_capacity(config: dict[str, Any]) -> int | None:
-    """``size + max_overflow``, or None when the pool is unbounded.
-
-    Unbounded: ``max_overflow < 0`` (QueuePool's "no limit"), or no integer
-    ``size`` (NullPool, StaticPool, or a pool class connmon does not know).
-    """
-    size = config.get("size")
-    if type(size) is not int or size < 0:
-        return None
-    overflow = config.get("max_overflow", 0)
-    if overflow is None:
-        overflow = 0
-    if type(overflow) is not int or overflow < 0:
-        return None
-    return size + overflow
 
 
 class Rollup:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Any
 
+from ..protocol import pool_capacity
 from .settings import Thresholds
 
 #: The field a record is identified by in each base view.
@@ -121,20 +122,6 @@ class PoolRecord:
         self.name = pool.get("name", "")
         self.target = pool.get("target", "")
         return out, c, pool_capacity(pool.get("config") or _EMPTY)
-
-
-def pool_capacity(config: dict[str, Any]) -> int | None:
-    """pool_size + max_overflow; None when the pool has no limit (NullPool,
-    max_overflow -1, or no size reported)."""
-    size = config.get("size")
-    if type(size) is not int or size < 0 or config.get("class") == "NullPool":
-        return None
-    overflow = config.get("max_overflow", 0)
-    if overflow is None:
-        overflow = 0
-    if type(overflow) is not int or overflow < 0:
-        return None
-    return size + overflow
 
 
 class Records:
