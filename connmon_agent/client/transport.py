@@ -81,24 +81,32 @@ class AgentLink:
         """Read whatever the agent sent; complete the handshake on
         ``welcome``. Raises AgentUnavailable when the agent closed the
         link or misbehaved, AgentRefused on an ``error`` reply."""
-        sock = self.sock
-        if sock is None:
-            raise AgentUnavailable(self.path, "not connected")
         while True:
-            try:
-                data = sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
+            data = self._recv()
+            if data is None:
                 return
-            except OSError as err:
-                raise AgentUnavailable(self.path, err.strerror or str(err)) from None
-            if not data:
-                raise AgentUnavailable(self.path, "the agent closed the connection")
             try:
                 messages = self.decoder.feed(data)
             except ProtocolError as err:
                 raise AgentUnavailable(self.path, f"bad frame from the agent: {err}") from None
             for msg in messages:
                 self._handle(msg)
+
+    def _recv(self) -> bytes | None:
+        """What the agent sent, or None when nothing is waiting. Raises
+        AgentUnavailable when the link is closed or broken."""
+        sock = self.sock
+        if sock is None:
+            raise AgentUnavailable(self.path, "not connected")
+        try:
+            data = sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as err:
+            raise AgentUnavailable(self.path, err.strerror or str(err)) from None
+        if not data:
+            raise AgentUnavailable(self.path, "the agent closed the connection")
+        return data
 
     def _handle(self, msg: dict[str, Any]) -> None:
         t = msg.get("t")
@@ -208,18 +216,10 @@ class TcpAgentLink(AgentLink):
         self.flush(0.0)
 
     def poll(self) -> None:
-        sock = self.sock
-        if sock is None:
-            raise AgentUnavailable(self.path, "not connected")
         while True:
-            try:
-                data = sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
+            data = self._recv()
+            if data is None:
                 return
-            except OSError as err:
-                raise AgentUnavailable(self.path, err.strerror or str(err)) from None
-            if not data:
-                raise AgentUnavailable(self.path, "the agent closed the connection")
             try:
                 for body in self.frames.feed(data):
                     if self.opener is not None:
