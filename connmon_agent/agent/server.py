@@ -17,10 +17,11 @@ from typing import Any, Callable
 
 from .. import __version__, protocol
 from ..errors import ProtocolError
+from . import memory
 from .options import AgentOptions
 from .garbage import GarbageClock
 from .procwatch import ProcWatch, peer_credentials, start_time
-from .registry import ProcessRecord, Registry
+from .registry import SNAPSHOT_TTL, ProcessRecord, Registry
 
 log = logging.getLogger("connmon.agent")
 
@@ -28,6 +29,8 @@ log = logging.getLogger("connmon.agent")
 SMALL_FRAME = 64 << 10
 #: The largest frame each role may send.
 MAX_FRAME = {"reporter": protocol.MAX_REPORT_FRAME, "console": SMALL_FRAME}
+#: After dropping a state frame this big, give free memory back (memory.trim).
+TRIM_ABOVE = 4 << 20
 
 
 class Stats:
@@ -230,6 +233,7 @@ class AgentServer:
 
     async def start(self, sock: socket.socket) -> None:
         """Serve on an already bound and listening Unix socket."""
+        memory.tune()
         self._server = await self.loop.create_unix_server(lambda: Connection(self), sock=sock)
         self.procwatch.start()
         self.garbage.start()
@@ -286,13 +290,15 @@ class AgentServer:
     def state_frame(self) -> bytes:
         frame = self.registry.state_frame(self.agent_info())
         if not self._drop_pending:
+            # Kept only as long as it may be served again (SNAPSHOT_TTL).
             self._drop_pending = True
-            self.loop.call_later(1.0, self._drop_cached)
+            self.loop.call_later(SNAPSHOT_TTL, self._drop_cached)
         return frame
 
     def _drop_cached(self) -> None:
         self._drop_pending = False
-        self.registry.drop_cached()
+        if self.registry.drop_cached() >= TRIM_ABOVE:
+            memory.trim()
 
     # -- reporters --------------------------------------------------------------
 
