@@ -355,7 +355,7 @@ def validate_report(msg: dict[str, Any]) -> dict[str, Any]:
         raise ProtocolError(f"report.pools must be a list of at most {MAX_POOLS}")
     # Every integer of the report is checked at once after the loop, and
     # every other number too (see the comment below the function).
-    ints = [msg.get("dropped", 0)]
+    ints = [msg.get("dropped", 0), msg.get("internal_errors", 0)]
     numbers: list[Any] = []
     changed_lists = []
     for pool in pools:
@@ -513,8 +513,9 @@ def _validate_config(config: Any) -> None:
 def _name_bad_int(msg: dict[str, Any]) -> None:
     """Raise naming the integer of report ``msg`` that failed the bulk check
     (its pools are known to be objects with the right containers)."""
-    if not _ints_ok([msg.get("dropped", 0)]):
-        raise ProtocolError("report.dropped must be a non-negative integer")
+    for key in ("dropped", "internal_errors"):
+        if not _ints_ok([msg.get(key, 0)]):
+            raise ProtocolError(f"report.{key} must be a non-negative integer")
     for pool in msg["pools"]:
         for section in ("gauges", "counters"):
             if not _ints_ok(list(pool.get(section, _EMPTY).values())):

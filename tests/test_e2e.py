@@ -129,7 +129,10 @@ def test_agent_sigkill_and_restart_app_unaffected_state_whole_again(agent, scrip
         timeout=2 * interval + 0.5,
         what="state whole again after restart",
     )
-    assert process_rows(state, {p.pid})[p.pid]["program"] == "e2e-restart"
+    row = process_rows(state, {p.pid})[p.pid]
+    assert row["program"] == "e2e-restart"
+    # losing the agent is not a failure of connmon's own code
+    assert row["internal_errors"] == 0
     line = p.stdout.readline()
     assert " errors=0 " in line, line
     send(p, "")
@@ -246,3 +249,35 @@ def test_agent_serves_on_either_event_loop(agent_factory, scripts, short_tmp, mo
         what=f"exact counts through an agent on {loop}",
     )
     send(p, "quit")
+
+
+BROKEN_INSIDE = r"""
+import sys
+import sqlalchemy as sa
+from connmon_agent.client import frames
+
+def broken(*a, **k):
+    raise RuntimeError("connmon bug")
+
+frames.capture = broken          # connmon's own frame capture fails on every checkout
+engine = sa.create_engine(sys.argv[1])
+held = engine.connect()
+for _ in range(5):
+    with engine.connect() as c:
+        assert c.exec_driver_sql("SELECT 1").scalar() == 1
+print("ok", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_failures_inside_the_client_are_counted_and_shown_not_raised(agent, scripts, short_tmp):
+    url = plugin_url(f"sqlite:///{short_tmp}/x.db", agent.socket, "e2e-broken", INTERVAL) + "&connmon_where=on"
+    p = scripts.spawn(BROKEN_INSIDE, url)
+    assert p.stdout.readline().strip() == "ok", p.stderr.read()
+    state = agent.wait_state(
+        lambda s: (rows := process_rows(s, {p.pid})) and rows[p.pid]["internal_errors"] >= 6,
+        what="the client's internal errors reported",
+    )
+    # the checkouts are still counted exactly
+    assert totals(process_rows(state, {p.pid})[p.pid]) == (2, 1, 1)
+    send(p, "")

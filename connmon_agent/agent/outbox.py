@@ -62,6 +62,7 @@ def _entry(rec: ProcessRecord, now: float) -> dict[str, Any]:
     return {
         "host": rec.host, "pid": rec.pid, "started": rec.started, "uid": rec.uid,
         "program": rec.program, "age": round(max(0.0, now - rec.last), 3), "dropped": rec.dropped,
+        "internal_errors": rec.internal_errors,
         "pools": [pool_view(pool, now - received)[0] for pool, received in rec.pools.values()],
     }
 
@@ -69,16 +70,21 @@ def _entry(rec: ProcessRecord, now: float) -> dict[str, Any]:
 class _Sent:
     """What the last version said about one process."""
 
-    __slots__ = ("program", "dropped", "pools", "last")
+    __slots__ = ("program", "dropped", "internal_errors", "pools", "last")
 
     def __init__(self, rec: ProcessRecord) -> None:
         self.program = rec.program
         self.dropped = rec.dropped
+        self.internal_errors = rec.internal_errors
         self.pools = {pid: pool for pid, (pool, _r) in rec.pools.items()}
         self.last = rec.last
 
     def same(self, rec: ProcessRecord) -> bool:
-        if rec.program != self.program or rec.dropped != self.dropped:
+        if (
+            rec.program != self.program
+            or rec.dropped != self.dropped
+            or rec.internal_errors != self.internal_errors
+        ):
             return False
         mine = self.pools
         pools = rec.pools

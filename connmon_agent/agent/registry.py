@@ -97,7 +97,7 @@ class ProcessRecord:
 
     __slots__ = (
         "key", "host", "pid", "started", "uid", "program", "conn", "pools",
-        "last", "dropped", "reports", "interval", "origin",
+        "last", "dropped", "internal_errors", "reports", "interval", "origin",
     )
 
     def __init__(self, host: str, pid: int, started: float, uid: int | None, program: str, conn: Any = None, interval: float | None = None) -> None:
@@ -113,6 +113,8 @@ class ProcessRecord:
         self.pools: dict[str, tuple[dict[str, Any], float]] = {}
         self.last = time.monotonic()
         self.dropped = 0
+        #: failures of connmon's own code inside that process (never seen by the app)
+        self.internal_errors = 0
         self.reports = 0
         self.interval = interval
         #: the remote origin (agent/remote.py) a synced process came from; None when local
@@ -221,6 +223,7 @@ class Registry:
         if program:
             rec.program = program
         rec.dropped = msg.get("dropped", rec.dropped)
+        rec.internal_errors = msg.get("internal_errors", rec.internal_errors)
         rec.last = now
         rec.reports += 1
         self.reports += 1
@@ -299,7 +302,7 @@ class Registry:
             row.update(
                 host=rec.host, pid=rec.pid, program=rec.program,
                 started=rec.started, last_report_age=round(age, 3), stale=stale,
-                dropped=rec.dropped, uid=rec.uid,
+                dropped=rec.dropped, internal_errors=rec.internal_errors, uid=rec.uid,
             )
             # In a process row ``pools`` is the pool list (the schema's
             # choice); its roll-up count is ``len(row["pools"])``.

@@ -235,9 +235,10 @@ def _check_process(p: Any, hosts: list[str]) -> dict[str, Any]:
     program = p.get("program", "")
     if not isinstance(program, str) or len(program) > protocol.MAX_STR:
         raise ProtocolError("synced process program must be a string")
-    dropped = p.get("dropped", 0)
-    if type(dropped) is not int or not 0 <= dropped <= protocol.MAX_INT:
-        raise ProtocolError("synced process dropped must be a non-negative integer")
+    for key in ("dropped", "internal_errors"):
+        value = p.get(key, 0)
+        if type(value) is not int or not 0 <= value <= protocol.MAX_INT:
+            raise ProtocolError(f"synced process {key} must be a non-negative integer")
     # The pools are exactly a full report's: the same validation and bounds.
     protocol.validate_report({"seq": 0, "full": True, "pools": p.get("pools")})
     return p
@@ -270,4 +271,5 @@ def _record(p: dict[str, Any], origin: Origin, now: float) -> ProcessRecord:
     rec.pools = {pool["id"]: (pool, now) for pool in p["pools"]}
     rec.last = now - p["age"]
     rec.dropped = p.get("dropped", 0)
+    rec.internal_errors = p.get("internal_errors", 0)
     return rec

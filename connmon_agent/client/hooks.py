@@ -95,10 +95,13 @@ def wrap_pool(pool: Any, collector: PoolCollector) -> None:
             if st.pid != rt.getpid():
                 st = collector._forked()
             now = rt.clock()
-            entry = (
-                next(ids), now, current_holder(), current_thread(),
-                capture(2) if collector._where else None,
-            )
+            where = None
+            if collector._where:
+                try:
+                    where = capture(2)
+                except Exception as err:  # the checkout still counts, without its place
+                    failed("frame capture", err)
+            entry = (next(ids), now, current_holder(), current_thread(), where)
             key = id(record)
             lock = st.lock
             lock.acquire()
