@@ -234,15 +234,17 @@ class AgentServer:
     async def start(self, sock: socket.socket) -> None:
         """Serve on an already bound and listening Unix socket."""
         memory.tune()
-        self._server = await self.loop.create_unix_server(lambda: Connection(self), sock=sock)
-        self.procwatch.start()
-        self.garbage.start()
-        self._sweeper = self.loop.create_task(self._sweep_forever())
         if self.options.cluster is not None:
+            # The TCP listener first: once the Unix socket answers, the
+            # whole agent is up (tools and tests take that as "ready").
             from .federation import Federation
 
             self.federation = Federation(self, self.options.cluster)
             await self.federation.start()
+        self._server = await self.loop.create_unix_server(lambda: Connection(self), sock=sock)
+        self.procwatch.start()
+        self.garbage.start()
+        self._sweeper = self.loop.create_task(self._sweep_forever())
 
     async def close(self) -> None:
         """Stop listening and close every client connection."""
