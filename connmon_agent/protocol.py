@@ -452,10 +452,11 @@ def _numbers_ok(values: Any) -> bool:
     """All ints/floats within +-MAX_NUMBER; NaN and infinities refused."""
     if not values:
         return True
-    if not set(map(type, values)) <= _NUMBER_TYPES:
+    if not (set(map(type, values)) <= _NUMBER_TYPES and min(values) >= -MAX_NUMBER and max(values) <= MAX_NUMBER):
         return False
-    total = sum(values)  # NaN if any NaN (or +inf and -inf) is in there
-    return total == total and min(values) >= -MAX_NUMBER and max(values) <= MAX_NUMBER
+    # Summed only once bounded: a float plus a huge int overflows.
+    total = sum(values)  # NaN if any NaN is in there
+    return total == total
 
 
 class _Known:

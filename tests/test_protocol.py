@@ -214,6 +214,16 @@ def test_checkout_age_must_be_a_finite_number(value):
         protocol.validate_report(msg)
 
 
+@pytest.mark.parametrize("path", [("wait", "max"), ("wait", "sum"), ("hold", "sum")])
+def test_an_int_too_big_for_a_float_among_sums_is_a_protocol_error(path):
+    # Summed with a float it would raise OverflowError, not ProtocolError.
+    msg = report()
+    msg["pools"][0]["wait"] = {"sum": 0.1, "max": 0.1}
+    msg["pools"][0][path[0]][path[1]] = 10**400
+    with pytest.raises(ProtocolError):
+        protocol.validate_report(msg)
+
+
 @pytest.mark.parametrize("value", [-1, 2**64, True, 1.5, "3"])
 def test_gauges_and_counters_are_bounded_non_negative_ints(value):
     msg = report()
