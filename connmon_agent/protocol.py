@@ -83,14 +83,6 @@ _loads = json.loads
 #: The C scanner behind json.loads, called directly: a report costs one C
 #: call instead of loads' Python layers (encoding detection, whitespace).
 _scan = json.JSONDecoder().scan_once
-try:
-    # Optional (``pip install connmon[fast]``): decodes a report in about
-    # half the time, the largest single cost of the agent's ingest. A body
-    # it refuses goes through the standard library as well, so what is
-    # accepted, and every error, stays exactly the standard library's.
-    from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _fast_loads = None
 
 
 def encode(msg: dict[str, Any]) -> bytes:
@@ -104,13 +96,6 @@ def encode(msg: dict[str, Any]) -> bytes:
 
 def decode_body(body: bytes) -> dict[str, Any]:
     """The message in one frame body, its type checked (not its fields)."""
-    if _fast_loads is not None:
-        try:
-            msg = _fast_loads(body)
-        except ValueError:
-            msg = None
-        if type(msg) is dict and msg.get("t") in TYPES:
-            return msg
     try:
         try:
             # The common case: UTF-8 holding one object, nothing around it.

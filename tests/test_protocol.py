@@ -277,33 +277,3 @@ def test_validate_subscribe_with_arbitrary_interval(value):
     except ProtocolError:
         return
     assert 0.1 <= interval <= 60.0
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.one_of(
-    st.binary(max_size=200),
-    st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-        max_leaves=20,
-    ).map(lambda v: json.dumps({"t": "report", "v": v}).encode()),
-))
-def test_fast_decoder_accepts_and_refuses_exactly_what_the_standard_library_does(body):
-    pytest.importorskip("orjson")
-
-    def outcome():
-        try:
-            return ("ok", protocol.decode_body(body))
-        except ProtocolError:
-            return ("refused", None)
-
-    fast = outcome()
-    saved, protocol._fast_loads = protocol._fast_loads, None
-    try:
-        slow = outcome()
-    finally:
-        protocol._fast_loads = saved
-    if fast[0] == "ok" and slow[0] == "ok":
-        assert json.dumps(fast[1], sort_keys=True) == json.dumps(slow[1], sort_keys=True)
-    else:
-        assert fast[0] == slow[0]
