@@ -35,6 +35,7 @@ TEST_REQUIRES = [
     "gunicorn>=22",
     "celery>=5.3",
     "uvloop>=0.19",
+    "orjson>=3.9",
 ]
 
 setup(
@@ -56,7 +57,7 @@ setup(
         "django": ["Django>=5.2"],
         "console": ["urwid>=2.6"],
         # the agent's event loop in C (agent/loops.py); optional
-        "fast": ["uvloop>=0.19"],
+        "fast": ["uvloop>=0.19", "orjson>=3.9"],
         "celery": ["celery>=5.3"],
         "mysql": ["pymysql>=1.1"],
         "postgresql": ["psycopg2-binary>=2.9"],

@@ -14,11 +14,12 @@ web process's (see ``MIXES``: "fleet", most processes busy, and "busy",
 every pool of every process changing every second). It measures the
 agent's CPU % (its cpu_times delta), µs of agent CPU per report ingested
 (from the agent's ``stats.reports``), its RSS, and the time of one
-``connmon-agent status --json`` at that size, with asyncio's event loop and
-with uvloop's (when installed).
+``connmon-agent status --json`` at that size, for each agent runtime (event
+loop + JSON decoder): ``asyncio+stdlib``, what a bare install runs, and
+``uvloop+orjson``, what the ``fast`` extra adds (when installed).
 
     .venv/bin/python benchmarks/bench_agent_ingest.py [--sizes 1000,10000] [--duration 20]
-        [--mixes fleet,busy] [--loops asyncio,uvloop]
+        [--mixes fleet,busy] [--runtimes asyncio+stdlib,uvloop+orjson]
 
 Targets: 10,000 processes under 25 % of one core, RSS <= 150 MB.
 """
@@ -66,7 +67,7 @@ CONNECTION_CHURN = 0.1
 #: this share a variant at a different point of its cycle.
 VARIANTS = 64
 #: Reports per variant before it repeats (a multiple of FULL_EVERY).
-CYCLE = 6 * protocol.FULL_EVERY
+CYCLE = 2 * protocol.FULL_EVERY
 
 ROUTES = ["GET /v2.1/servers/{server_id}", "POST /v2.1/servers", "GET /v2.1/flavors/detail", "DELETE /v2.1/servers/{server_id}"]
 WHERES = ["nova/api/openstack/compute/servers.py:421 in show", "nova/db/main/api.py:1834 in instance_get_all_by_filters",
@@ -263,12 +264,13 @@ def wait_idle(p: psutil.Process, timeout: float = 60.0) -> None:
     raise RuntimeError("the agent never went idle")
 
 
-def run_size(n: int, duration: float, generators: int, workdir: str, mix: str, loop: str) -> dict:
-    path = os.path.join(workdir, f"run{n}{mix}{loop}", "agent.sock")
-    log = open(os.path.join(workdir, f"agent{n}{mix}{loop}.log"), "wb")
+def run_size(n: int, duration: float, generators: int, workdir: str, mix: str, runtime: str) -> dict:
+    loop, decoder = runtime.split("+")
+    path = os.path.join(workdir, f"run{n}{mix}{loop}{decoder}", "agent.sock")
+    log = open(os.path.join(workdir, f"agent{n}{mix}{loop}{decoder}.log"), "wb")
     agent = subprocess.Popen([sys.executable, "-m", "connmon_agent", "start", "--socket", path,
                               "--trust-hello-pid", "--log-level", "WARNING"], stdout=log, stderr=subprocess.STDOUT,
-                             cwd=os.path.dirname(HERE), env={**os.environ, "CONNMON_AGENT_LOOP": loop})
+                             cwd=os.path.dirname(HERE), env={**os.environ, "CONNMON_AGENT_LOOP": loop, "CONNMON_JSON": decoder})
     gens: list[subprocess.Popen] = []
     try:
         deadline = time.monotonic() + 10
@@ -323,7 +325,7 @@ def run_size(n: int, duration: float, generators: int, workdir: str, mix: str, l
         return {
             "n": n,
             "mix": mix,
-            "loop": loop,
+            "loop": runtime,
             "tracked": status["totals"]["processes"],
             "reports_per_s": reports / (t1 - t0),
             "cpu_pct": 100 * (c1 - c0) / (t1 - t0),
@@ -376,11 +378,17 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--generators", type=int, default=2)
     ap.add_argument("--mixes", default="fleet,busy", help=f"comma-separated, of {', '.join(MIXES)}")
-    ap.add_argument("--loops", default=None, help="comma-separated event loops of the agent: asyncio, uvloop "
-                                                  "(default: both when uvloop is installed)")
+    ap.add_argument("--runtimes", default=None, help="comma-separated LOOP+DECODER of the agent, LOOP one of asyncio, "
+                                                     "uvloop and DECODER one of stdlib, orjson (default: asyncio+stdlib, "
+                                                     "and uvloop+orjson when both are installed)")
     args = ap.parse_args()
     raise_nofile()
-    loops = args.loops.split(",") if args.loops else ["asyncio"] + (["uvloop"] if _has_uvloop() else [])
+    loops = (args.runtimes.split(",") if args.runtimes
+             else ["asyncio+stdlib"] + (["uvloop+orjson"] if _has("uvloop") and _has("orjson") else []))
+    for runtime in loops:
+        if runtime.count("+") != 1 or runtime.split("+")[0] not in ("asyncio", "uvloop") \
+                or runtime.split("+")[1] not in ("stdlib", "orjson"):
+            ap.error(f"--runtimes: {runtime!r} is not LOOP+DECODER (asyncio|uvloop + stdlib|orjson)")
     mixes = args.mixes.split(",")
     print(f"simulated reports, made by the real client's report builder (Channel.build): 2 pools per process; "
           f"a pool used in a second changes its counters, hold-time histogram and wait time, replaces its checkouts "
@@ -393,10 +401,10 @@ def main() -> None:
                 for mix in mixes for loop in loops for n in args.sizes.split(",")]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"{'mix':>6} {'loop':>8} {'processes':>9} {'reports/s':>10} {'agent CPU %':>11} {'µs/report':>10} "
+    print(f"{'mix':>6} {'runtime':>14} {'processes':>9} {'reports/s':>10} {'agent CPU %':>11} {'µs/report':>10} "
           f"{'RSS MB':>7} {'RSS MB after status':>19} {'fetch_state':>11} {'status --json':>14} {'JSON MB':>8}")
     for r in rows:
-        print(f"{r['mix']:>6} {r['loop']:>8} {r['n']:>9} {r['reports_per_s']:>10.0f} {r['cpu_pct']:>11.1f} {r['us_per_report']:>10.1f} "
+        print(f"{r['mix']:>6} {r['loop']:>14} {r['n']:>9} {r['reports_per_s']:>10.0f} {r['cpu_pct']:>11.1f} {r['us_per_report']:>10.1f} "
               f"{r['rss_ingest_mb']:>7.1f} {r['rss_mb']:>19.1f} {r['fetch_s']:>10.2f}s {r['status_s']:>13.2f}s {r['status_mb']:>8.1f}")
     for r in rows:
         if r["bad_frames"] or r["ignored_pools"] or r["whole"] != r["n"] or r["tracked"] != r["n"]:
@@ -409,9 +417,9 @@ def main() -> None:
                   f"{'met' if r['rss_mb'] <= 150 else 'MISSED'} after two snapshots")
 
 
-def _has_uvloop() -> bool:
+def _has(module: str) -> bool:
     try:
-        import uvloop  # noqa: F401
+        __import__(module)
     except ImportError:
         return False
     return True

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from . import __version__, endpoint
+from . import __version__, endpoint, protocol
 from .errors import ConfigError, ConnmonError
 from .paths import default_pidfile, default_socket_path
 
@@ -181,6 +181,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+JSON_ENV = "CONNMON_JSON"
+
+
+def choose_json() -> str:
+    """The JSON decoder of this command: orjson when it is installed, unless
+    ``CONNMON_JSON=stdlib``; ``CONNMON_JSON=orjson`` requires it."""
+    choice = os.environ.get(JSON_ENV, "auto") or "auto"
+    if choice not in ("auto", "stdlib", "orjson"):
+        raise ConfigError(f"{JSON_ENV}={choice!r}: expected one of auto, stdlib, orjson")
+    if choice == "stdlib":
+        protocol.use_stdlib_json()
+        return "stdlib"
+    if protocol.use_fast_json():
+        return "orjson"
+    if choice == "orjson":
+        raise ConfigError(f"{JSON_ENV}=orjson but orjson is not installed (pip install connmon[fast])")
+    return "stdlib"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -188,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.socket is None:
         args.socket = default_socket_path()
     try:
+        choose_json()
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130

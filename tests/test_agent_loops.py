@@ -1,5 +1,5 @@
 """Reporters on both of the agent's event loops (asyncio's and uvloop's,
-``CONNMON_AGENT_LOOP``): frames split anywhere, several per read, bytes that
+``CONNMON_AGENT_LOOP``) and both JSON decoders (``CONNMON_JSON``): frames split anywhere, several per read, bytes that
 arrived with the hello, bad frames, EOF and disconnects; and the memory
 release after big snapshots. A real agent process, real reporter processes."""
 from __future__ import annotations
@@ -14,12 +14,18 @@ from connmon_agent import protocol
 from connmon_agent.agent import memory
 
 
-@pytest.fixture(params=["asyncio", "uvloop"])
+@pytest.fixture(params=[("asyncio", "stdlib"), ("uvloop", "orjson")], ids=["asyncio-stdlib", "uvloop-orjson"])
 def loop_agent(request, agent_factory, monkeypatch):
-    if request.param == "uvloop":
+    loop, decoder = request.param
+    if loop == "uvloop":
         pytest.importorskip("uvloop")
-    monkeypatch.setenv("CONNMON_AGENT_LOOP", request.param)
-    return agent_factory()
+    if decoder == "orjson":
+        pytest.importorskip("orjson")
+    monkeypatch.setenv("CONNMON_AGENT_LOOP", loop)
+    monkeypatch.setenv("CONNMON_JSON", decoder)
+    agent = agent_factory()
+    assert f"event loop: {loop}; JSON decoder: {decoder}" in agent.read_log()
+    return agent
 
 
 def proc_of(state: dict[str, Any], pid: int) -> dict[str, Any] | None:

@@ -277,3 +277,92 @@ def test_validate_subscribe_with_arbitrary_interval(value):
     except ProtocolError:
         return
     assert 0.1 <= interval <= 60.0
+
+
+# -- the orjson decoder (protocol.use_fast_json) --------------------------------
+
+#: Integers orjson keeps exact; beyond them it gives floats (the one
+#: documented difference from the standard library).
+_ORJSON_INTS = (-(2**63), 2**64 - 1)
+
+
+def _beyond_64_bits_as_floats(value: Any) -> Any:
+    if type(value) is int and not _ORJSON_INTS[0] <= value <= _ORJSON_INTS[1]:
+        return float(value)
+    if isinstance(value, list):
+        return [_beyond_64_bits_as_floats(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _beyond_64_bits_as_floats(v) for k, v in value.items()}
+    return value
+
+
+def _decoded(body: bytes, fast: bool) -> tuple[str, Any]:
+    """("ok", message) or ("refused", None), with the decoder asked for."""
+    pytest.importorskip("orjson")
+    try:
+        assert protocol.use_fast_json() if fast else protocol.use_stdlib_json() is None
+        return "ok", protocol.decode_body(body)
+    except ProtocolError:
+        return "refused", None
+    finally:
+        protocol.use_stdlib_json()
+
+
+def _validated(msg: Any) -> str:
+    try:
+        protocol.validate_report(msg)
+        return "valid"
+    except ProtocolError:
+        return "invalid"
+
+
+big_ints = st.integers(-(2**70), 2**70) | st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63) - 1])
+bodies = st.one_of(
+    st.binary(max_size=300),
+    st.recursive(json_scalars | big_ints, lambda inner: st.lists(inner, max_size=4)
+                 | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+    .map(lambda v: json.dumps({"t": "report", "v": v}).encode()),
+    # JSON the standard library accepts and orjson refuses
+    st.sampled_from([b'{"t":"report","v":NaN}', b'{"t":"report","v":-Infinity}', b'{"t":"report","v":1e400}',
+                     b'{"t":"report","v":"\\ud800"}', '{"t":"report"}'.encode("utf-16"),
+                     b'{"t":"report","v":' + b"[" * 2000 + b"]" * 2000 + b"}"]),
+)
+
+
+@FAST
+@given(bodies)
+def test_the_orjson_decoder_accepts_and_refuses_what_the_standard_library_does(body):
+    """Same acceptance, same messages, but for integers beyond 64 bits
+    (floats from orjson, exact ints from the standard library)."""
+    fast, slow = _decoded(body, True), _decoded(body, False)
+    assert fast[0] == slow[0]
+    if fast[0] == "ok":
+        expected = json.dumps(_beyond_64_bits_as_floats(slow[1]), sort_keys=True)
+        assert json.dumps(fast[1], sort_keys=True) == expected
+
+
+@FAST
+@given(st.sampled_from(PATHS), json_values | big_ints | st.floats())
+def test_a_report_is_valid_with_orjson_exactly_when_it_is_with_the_standard_library(path, value):
+    """Where connmon reads a number, both decoders' values pass or fail
+    validation alike, big integers included."""
+    msg = json.loads(json.dumps(report(wait={"sum": 0.1, "max": 0.1})))
+    target: Any = msg
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    body = json.dumps(msg).encode()
+    fast, slow = _decoded(body, True), _decoded(body, False)
+    assert fast[0] == slow[0]
+    if fast[0] == "ok":
+        assert _validated(fast[1]) == _validated(slow[1])
+
+
+@pytest.mark.parametrize("body", [b'{"t":"hello","proto":[1,100000000000000000000],"role":"reporter"}',
+                                  b'{"t":"hello","proto":[1,2],"role":"reporter","pid":100000000000000000000}'])
+def test_a_hello_with_a_huge_integer_is_refused_by_both_decoders(body):
+    for fast in (True, False):
+        outcome, msg = _decoded(body, fast)
+        assert outcome == "ok"
+        with pytest.raises(ProtocolError):
+            protocol.validate_hello(msg)

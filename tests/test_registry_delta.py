@@ -51,7 +51,8 @@ def test_a_delta_record_carries_only_what_changed():
     reg.ingest(rec, report([pool("1", checked_out=1, checkouts=4, held=[HELD])], full=True, seq=0), 100.0)
     reg.ingest(rec, report([{"id": "1", "counters": {"checkins": 3}}]), 101.0)
     p = pools_at(reg, 101.0)["1"]
-    assert p["counters"] == {"checkouts": 4, "checkins": 3}  # checkouts kept, checkins added
+    # checkouts kept, checkins added; every counter shown, those never sent as 0
+    assert p["counters"] == dict.fromkeys(protocol.COUNTERS, 0) | {"checkouts": 4, "checkins": 3}
     assert p["gauges"]["checked_out"] == 1 and p["target"] == "mysql+pymysql://nova@db:3306/nova"
     assert p["config"]["size"] == 5 and p["hold"]["bounds"] == [0.01, 0.1, 1.0]
 
@@ -104,16 +105,25 @@ def test_an_unknown_pool_sent_whole_in_a_delta_is_added():
     assert sorted(pools_at(reg, 101.0)) == ["1", "2"] and reg.ignored_pools == 0
 
 
-def test_a_merge_makes_a_new_pool_object_and_leaves_others_alone():
-    """The cluster's outbox finds changed pools by identity."""
+def test_a_merge_counts_a_change_and_leaves_earlier_snapshots_alone():
+    """Deltas merge in place: the process's ``changes`` count tells the
+    cluster's outbox it changed, and a status built before is not altered
+    by what comes after it."""
     reg = Registry()
     rec = tracked(reg)
-    reg.ingest(rec, report([pool("1"), pool("2")], full=True, seq=0), 100.0)
-    one, two = rec.pools["1"][0], rec.pools["2"][0]
-    snapshot = copy.deepcopy(one)
-    reg.ingest(rec, report([{"id": "1", "gauges": {"checked_out": 2}}]), 101.0)
-    assert rec.pools["1"][0] is not one and rec.pools["2"][0] is two
-    assert one == snapshot  # the stored pool was not mutated
+    reg.ingest(rec, report([pool("1", checkouts=4), pool("2")], full=True, seq=0), 100.0)
+    before = pools_at(reg, 100.0)
+    frozen = copy.deepcopy(before)
+    changes = rec.changes
+    reg.ingest(rec, report([{"id": "1", "gauges": {"checked_out": 2}, "counters": {"checkouts": 5},
+                             "hold": {"changed": [0, 9], "sum": 2.0, "count": 15}}]), 101.0)
+    assert rec.changes == changes + 1
+    assert before == frozen  # the earlier status shares nothing that was updated
+    after = pools_at(reg, 101.0)
+    assert after["1"]["gauges"]["checked_out"] == 2 and after["1"]["counters"]["checkouts"] == 5
+    assert after["1"]["hold"]["counts"][0] == 9 and after["2"] == frozen["2"]
+    reg.ingest(rec, report([]), 102.0)  # a report that changed nothing
+    assert rec.changes == changes + 1
 
 
 def test_a_full_report_replaces_everything_a_restarted_agent_is_whole_after_one():
@@ -250,3 +260,37 @@ def test_agent_ignores_and_counts_a_partial_record_of_an_unknown_pool_and_serves
     assert co["id"] == 7 and co["age"] >= 1.0
     stats = state["agent"]["stats"]
     assert stats["ignored_pools"] == 1 and stats["bad_frames"] == 0 and stats["reports"] == 3
+
+
+def test_what_a_newer_client_adds_is_kept_and_merged():
+    """Gauge and counter names, and pool keys, this agent does not know are
+    shown as they came, and deltas update them like the known ones."""
+    reg = Registry()
+    rec = tracked(reg)
+    whole = pool("1", checkouts=4)
+    whole["gauges"]["parked"] = 2
+    whole["counters"]["reconnects"] = 7
+    whole["shard"] = "eu-1"
+    reg.ingest(rec, report([whole], full=True, seq=0), 100.0)
+    p = pools_at(reg, 100.0)["1"]
+    assert p["gauges"]["parked"] == 2 and p["counters"]["reconnects"] == 7 and p["shard"] == "eu-1"
+    reg.ingest(rec, report([{"id": "1", "counters": {"reconnects": 8, "checkouts": 5}, "shard": "eu-2"}]), 101.0)
+    p = pools_at(reg, 101.0)["1"]
+    assert p["counters"]["reconnects"] == 8 and p["counters"]["checkouts"] == 5
+    assert p["gauges"]["parked"] == 2 and p["shard"] == "eu-2"
+    # roll-ups sum the known names
+    (proc,) = reg.build(AGENT, 101.0, 0.0)["processes"]
+    assert proc["counters"]["checkouts"] == 5 and "reconnects" not in proc["counters"]
+
+
+def test_a_delta_with_a_whole_histogram_replaces_the_bounds_held():
+    reg = Registry()
+    rec = tracked(reg)
+    reg.ingest(rec, report([pool("1")], full=True, seq=0), 100.0)
+    hold = {"bounds": [0.5, 5.0], "counts": [1, 2, 3], "sum": 4.5, "count": 6}
+    reg.ingest(rec, report([{"id": "1", "hold": hold}]), 101.0)
+    assert pools_at(reg, 101.0)["1"]["hold"] == hold
+    # and later changed buckets patch the new histogram
+    reg.ingest(rec, report([{"id": "1", "hold": {"changed": [2, 4], "sum": 9.0, "count": 7}}]), 102.0)
+    assert pools_at(reg, 102.0)["1"]["hold"] == {"bounds": [0.5, 5.0], "counts": [1, 2, 4], "sum": 9.0, "count": 7}
+    assert reg.ignored_pools == 0

@@ -50,7 +50,7 @@ def test_hello_then_full_report_then_deltas(fake_agent, short_tmp: str) -> None:
                                     if p.get("counters", {}).get("checkins")), None), what="a delta with the checkin")
     assert pool["gauges"]["checked_out"] == 0 and pool["counters"]["checkins"] == 1
     # a full report at least every FULL_EVERY reports
-    reports = wait_until(lambda: len(agent.all_reports()) > protocol.FULL_EVERY + 1 and agent.all_reports(), timeout=10, what="a second full report")
+    reports = wait_until(lambda: len(agent.all_reports()) > protocol.FULL_EVERY + 1 and agent.all_reports(), timeout=30, what="a second full report")
     fulls = [r["seq"] for r in reports if r["full"]]
     assert fulls[:2] == [0, protocol.FULL_EVERY]
     assert [r["seq"] for r in reports] == list(range(len(reports)))

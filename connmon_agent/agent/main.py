@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 
+from .. import protocol
 from ..errors import ConnmonError
 from .daemon import Readiness, daemonize, remove_pidfile, write_pidfile
 from .instance import InstanceLock, bind_socket, ensure_private_dir, raise_nofile_limit
@@ -77,7 +78,7 @@ def _run(options: AgentOptions, pidfile: str | None, readiness: Readiness | None
         log.info("connmon agent pid %d listening on %s (open files limit %d)", os.getpid(), path, limit)
         if options.trust_hello_pid:
             log.warning("--trust-hello-pid: reporters are identified by what they claim (benchmarks only)")
-        log.info("event loop: %s", loop_factory()[0])
+        log.info("event loop: %s; JSON decoder: %s", loop_factory()[0], protocol.json_decoder())
         run_loop(_serve(options, sock, readiness))
         sock = None  # closed by the server
         log.info("stopped")

@@ -13,9 +13,9 @@ Payloads are compressed (``Z`` + zlib of the JSON, see :func:`pack`):
 the processes of a host repeat the same keys, configs and histogram
 bounds, so a busy host's deltas shrink about tenfold on the peer links.
 
-Change detection is by identity: the registry replaces a pool's dict on
-every report that carries it, so an unchanged pool is the same object.
-Ages are relative to the moment of sending (the receiver brings them
+A process changed when its ``changes`` count (registry.ingest: one more
+for every report that carried pools or gone ones) differs from the one last
+sent. Ages are relative to the moment of sending (the receiver brings them
 forward with its own clock). Event loop only; no sockets.
 """
 from __future__ import annotations
@@ -26,7 +26,6 @@ import zlib
 from typing import Any, Hashable
 
 from .registry import ProcessRecord, Registry
-from .rollup import pool_view
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -63,37 +62,29 @@ def _entry(rec: ProcessRecord, now: float) -> dict[str, Any]:
         "host": rec.host, "pid": rec.pid, "started": rec.started, "uid": rec.uid,
         "program": rec.program, "age": round(max(0.0, now - rec.last), 3), "dropped": rec.dropped,
         "internal_errors": rec.internal_errors,
-        "pools": [pool_view(pool, now - received)[0] for pool, received in rec.pools.values()],
+        "pools": [pool.view(now - pool.received)[0] for pool in rec.pools.values()],
     }
 
 
 class _Sent:
     """What the last version said about one process."""
 
-    __slots__ = ("program", "dropped", "internal_errors", "pools", "last")
+    __slots__ = ("program", "dropped", "internal_errors", "changes", "last")
 
     def __init__(self, rec: ProcessRecord) -> None:
         self.program = rec.program
         self.dropped = rec.dropped
         self.internal_errors = rec.internal_errors
-        self.pools = {pid: pool for pid, (pool, _r) in rec.pools.items()}
+        self.changes = rec.changes
         self.last = rec.last
 
     def same(self, rec: ProcessRecord) -> bool:
-        if (
-            rec.program != self.program
-            or rec.dropped != self.dropped
-            or rec.internal_errors != self.internal_errors
-        ):
-            return False
-        mine = self.pools
-        pools = rec.pools
-        if len(pools) != len(mine):
-            return False
-        for pid, (pool, _r) in pools.items():
-            if mine.get(pid) is not pool:
-                return False
-        return True
+        return (
+            rec.changes == self.changes
+            and rec.program == self.program
+            and rec.dropped == self.dropped
+            and rec.internal_errors == self.internal_errors
+        )
 
 
 class Outbox:

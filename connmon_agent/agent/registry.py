@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import time
 from itertools import chain
-from sys import intern
 from typing import Any, Hashable
 
 from .. import protocol
 from ..errors import ProtocolError
-from .rollup import Rollup, pool_capacity, pool_view, sorted_rows, vectors
+from .poolstate import PoolState
+from .rollup import Rollup, pool_capacity, sorted_rows
 
 SCHEMA = 1
 
@@ -37,59 +37,7 @@ SNAPSHOT_TTL = 0.1
 _NEVER = float("inf")
 SNAPSHOT_SHARE_COST = 0.005
 
-#: The keys of a delta pool record that hold nothing to share (see Canon).
-_PLAIN_DELTA = frozenset(("id", "gauges", "counters", "wait", "hold", "checkouts_total"))
 _EMPTY: dict[str, Any] = {}
-
-
-class Canon:
-    """Shares equal values between stored reports, to bound memory.
-
-    Thousands of processes report the same pool configs, histogram bounds,
-    database targets and code locations; one shared object each instead of
-    one per report saves about a third of the agent's memory. Strings go
-    through ``sys.intern`` (interned strings die with their last user); the
-    config and bounds tables are bounded (``limit`` entries, then new values
-    are kept unshared). Stored values are never mutated, so sharing is safe.
-    """
-
-    __slots__ = ("limit", "_configs", "_bounds")
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self.limit = limit
-        self._configs: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self._bounds: dict[tuple[Any, ...], list[Any]] = {}
-
-    def pool(self, pool: dict[str, Any]) -> None:
-        """Replace parts of a validated pool record (whole, or the keys of a
-        delta) by shared equal objects, in place."""
-        if "name" in pool:
-            pool["name"] = intern(pool["name"])
-        if "target" in pool:
-            pool["target"] = intern(pool["target"])
-        config = pool.get("config")
-        if config:
-            key = tuple(config.items())
-            shared = self._configs.get(key)
-            if shared is not None:
-                pool["config"] = shared
-            elif len(self._configs) < self.limit:
-                self._configs[key] = config
-        hold = pool.get("hold")
-        if hold and "bounds" in hold:
-            key = tuple(hold["bounds"])
-            shared_b = self._bounds.get(key)
-            if shared_b is not None:
-                hold["bounds"] = shared_b
-            elif len(self._bounds) < self.limit:
-                self._bounds[key] = hold["bounds"]
-        for co in pool.get("checkouts") or ():
-            where = co.get("where")
-            if where is not None:
-                co["where"] = intern(where)
-            holder = co.get("holder")
-            if holder is not None:
-                co["holder"] = intern(holder)
 
 
 class ProcessRecord:
@@ -97,7 +45,7 @@ class ProcessRecord:
 
     __slots__ = (
         "key", "host", "pid", "started", "uid", "program", "conn", "pools",
-        "last", "dropped", "internal_errors", "reports", "interval", "origin",
+        "last", "dropped", "internal_errors", "reports", "interval", "origin", "changes",
     )
 
     def __init__(self, host: str, pid: int, started: float, uid: int | None, program: str, conn: Any = None, interval: float | None = None) -> None:
@@ -108,9 +56,11 @@ class ProcessRecord:
         self.uid = uid
         self.program = program
         self.conn = conn
-        #: pool id -> (pool as merged from the reports, monotonic time its
-        #: checkouts were received: their ages are relative to it)
-        self.pools: dict[str, tuple[dict[str, Any], float]] = {}
+        #: pool id -> the pool as merged from the reports
+        self.pools: dict[str, PoolState] = {}
+        #: grows by one whenever ``pools`` changes (the cluster's outbox
+        #: compares it with the count it last sent)
+        self.changes = 0
         self.last = time.monotonic()
         self.dropped = 0
         #: failures of connmon's own code inside that process (never seen by the app)
@@ -126,7 +76,6 @@ class Registry:
 
     def __init__(self, stale_after: float = 10.0) -> None:
         self.processes: dict[Hashable, ProcessRecord] = {}
-        self.canon = Canon()
         self.stale_after = stale_after
         self.generation = 0
         self.reports = 0
@@ -168,55 +117,34 @@ class Registry:
         """Apply one validated report to ``rec``. O(size of the report).
 
         A full report replaces the process's pools. A delta merges each pool
-        record into the pool held, key by key (``protocol.validate_report``):
-        ``gauges`` and ``counters`` name by name, ``hold`` keeps the bounds
-        held, and a checkout list left out keeps the time it was received,
-        so its ages go on growing. A record that cannot be merged is ignored
-        and counted in ``ignored_pools``. Stored pools are never mutated: a
-        merge makes a new dict, so an unchanged pool stays the same object
-        (the cluster's outbox detects changes by identity) and snapshots
-        being encoded may share the old one's parts.
+        record into the pool held (:meth:`PoolState.merge`: key by key, name
+        by name, changed histogram buckets over the counts held; a checkout
+        list left out keeps the time it was received, so its ages go on
+        growing) and drops the pools in ``gone``. A record that cannot be
+        merged is ignored and counted in ``ignored_pools``. ``rec.changes``
+        counts the reports that changed the pools.
         """
-        share = self.canon.pool
         if msg["full"]:
-            for p in msg["pools"]:
-                share(p)
-            rec.pools = {p["id"]: (p, now) for p in msg["pools"]}
+            rec.pools = {p["id"]: PoolState.whole(p, now) for p in msg["pools"]}
+            rec.changes += 1
         else:
             pools = rec.pools
             for p in msg["pools"]:
                 held = pools.get(p["id"])
-                hold = p.get("hold")
                 if held is None:
+                    hold = p.get("hold")
                     if "name" not in p or "target" not in p or (hold is not None and "counts" not in hold):
                         self.ignored_pools += 1  # a delta for a pool never sent whole
                         continue
-                    share(p)
-                    pools[p["id"]] = (p, now)
-                    continue
-                old, received = held
-                if hold is not None and "counts" not in hold:  # changed buckets only
-                    hold = _patch_hold(old.get("hold"), hold)
-                    if hold is None:
-                        self.ignored_pools += 1  # changed buckets that fit no histogram held
-                        continue
-                if not p.keys() <= _PLAIN_DELTA:
-                    share(p)  # name, target, config or checkouts
-                merged = old.copy()
-                merged.update(p)
-                part = p.get("counters")
-                if part is not None:
-                    merged["counters"] = {**old.get("counters", _EMPTY), **part}
-                part = p.get("gauges")
-                if part is not None:
-                    merged["gauges"] = {**old.get("gauges", _EMPTY), **part}
-                if hold is not None:
-                    merged["hold"] = hold
-                if "checkouts" in p:
-                    received = now
-                pools[p["id"]] = (merged, received)
-            for gone in msg.get("gone", ()):
-                pools.pop(gone, None)
+                    pools[p["id"]] = PoolState.whole(p, now)
+                elif not held.merge(p, now):
+                    self.ignored_pools += 1  # changed buckets that fit no histogram held
+            gone = msg.get("gone")
+            if gone:
+                for pool_id in gone:
+                    pools.pop(pool_id, None)
+            if msg["pools"] or gone:
+                rec.changes += 1
             if len(pools) > protocol.MAX_POOLS:
                 raise ProtocolError(f"process reports more than {protocol.MAX_POOLS} pools")
         program = msg.get("program")
@@ -280,13 +208,13 @@ class Registry:
             proc = Rollup()
             proc.processes = 1
             pools_out = []
-            for pool, received in rec.pools.values():
-                view, longest = pool_view(pool, now - received)
+            for pool in rec.pools.values():
+                view, longest = pool.view(now - pool.received)
                 pools_out.append(view)
-                g, c = vectors(pool)
-                cap = pool_capacity(pool.get("config") or {})
+                g, c = pool.gauges, pool.counters
+                cap = pool_capacity(pool.config or _EMPTY)
                 proc.add_pool(g, c, cap, longest)
-                target = pool["target"]
+                target = pool.target
                 db = databases.get(target)
                 if db is None:
                     db = databases[target] = Rollup()
@@ -397,25 +325,6 @@ class Registry:
         size = sum(map(len, parts))
         parts[0] = protocol.HEADER.pack(size)
         return b"".join(parts)
-
-
-def _patch_hold(held: Any, delta: dict[str, Any]) -> dict[str, Any] | None:
-    """The histogram ``held`` with a delta's ``changed`` buckets, ``sum``
-    and ``count`` applied (a new dict), or None if they do not fit it."""
-    changed = delta["changed"]
-    if not held:
-        return None
-    counts = held["counts"].copy()
-    if changed and max(changed[::2]) >= len(counts):
-        return None
-    it = iter(changed)
-    for i, count in zip(it, it):
-        counts[i] = count
-    hold = held.copy()
-    hold.update(delta)
-    del hold["changed"]
-    hold["counts"] = counts
-    return hold
 
 
 def proc_copy(proc: Rollup) -> Rollup:

@@ -23,6 +23,7 @@ from typing import Any, Hashable, Iterator
 
 from .. import protocol
 from ..errors import ProtocolError
+from .poolstate import PoolState
 from .registry import ProcessRecord
 
 log = logging.getLogger("connmon.agent")
@@ -268,7 +269,7 @@ def _touch(t: Any) -> tuple[tuple[str, int, float], float]:
 def _record(p: dict[str, Any], origin: Origin, now: float) -> ProcessRecord:
     rec = ProcessRecord(p["host"], p["pid"], p["started"], p.get("uid"), p.get("program", ""))
     rec.origin = origin
-    rec.pools = {pool["id"]: (pool, now) for pool in p["pools"]}
+    rec.pools = {pool["id"]: PoolState.whole(pool, now) for pool in p["pools"]}
     rec.last = now - p["age"]
     rec.dropped = p.get("dropped", 0)
     rec.internal_errors = p.get("internal_errors", 0)

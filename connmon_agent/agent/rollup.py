@@ -6,7 +6,7 @@ not depend on how many processes are tracked. Nothing here touches sockets.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from .. import protocol
 
@@ -33,7 +33,7 @@ class Rollup:
         # Counts distinct processes in roll-ups fed pool by pool (databases).
         self.last_process: object = None
 
-    def add_pool(self, gauges: list[int], counters: list[int], capacity: int | None, longest: float) -> None:
+    def add_pool(self, gauges: Sequence[int], counters: Sequence[int], capacity: int | None, longest: float) -> None:
         self.pools += 1
         if capacity is None:
             self.unbounded = True
@@ -73,32 +73,6 @@ class Rollup:
             "counters": dict(zip(COUNTERS, self.counters)),
             "longest_checkout": round(self.longest, 3),
         }
-
-
-def pool_view(pool: dict[str, Any], shift: float) -> tuple[dict[str, Any], float]:
-    """A copy of a stored pool with checkout ages brought forward by ``shift``
-    seconds, and its longest checkout age. The stored pool is not touched."""
-    view = dict(pool)
-    longest = 0.0
-    checkouts = pool.get("checkouts")
-    if checkouts:
-        moved = []
-        for co in checkouts:
-            age = round(co["age"] + shift, 3)
-            if age > longest:
-                longest = age
-            c = dict(co)
-            c["age"] = age
-            moved.append(c)
-        view["checkouts"] = moved
-    return view, longest
-
-
-def vectors(pool: dict[str, Any]) -> tuple[list[int], list[int]]:
-    """The pool's gauges and counters in ``GAUGES``/``COUNTERS`` order (missing = 0)."""
-    g = pool.get("gauges") or {}
-    c = pool.get("counters") or {}
-    return [g.get(k, 0) for k in GAUGES], [c.get(k, 0) for k in COUNTERS]
 
 
 def sorted_rows(rows: Iterable[tuple[Any, Any]]) -> list[Any]:
