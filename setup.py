@@ -34,8 +34,6 @@ TEST_REQUIRES = [
     "pyte>=0.8",
     "gunicorn>=22",
     "celery>=5.3",
-    "uvloop>=0.19",
-    "orjson>=3.9",
 ]
 
 setup(
@@ -52,12 +50,17 @@ setup(
         "SQLAlchemy>=2.0,<2.2",
         "psutil>=5.9",
         "prometheus_client>=0.17",
+        # The agent's event loop and JSON decoder in C (agent/loops.py,
+        # protocol.use_fast_json): a quarter off its CPU per report. Never
+        # imported inside applications; the agent falls back to asyncio and
+        # the standard library where they are missing.
+        "uvloop>=0.19; sys_platform != 'win32' and platform_python_implementation == 'CPython'",
+        "orjson>=3.9; platform_python_implementation == 'CPython'",
     ],
     extras_require={
         "django": ["Django>=5.2"],
         "console": ["urwid>=2.6"],
         # the agent's event loop in C (agent/loops.py); optional
-        "fast": ["uvloop>=0.19", "orjson>=3.9"],
         "celery": ["celery>=5.3"],
         "mysql": ["pymysql>=1.1"],
         "postgresql": ["psycopg2-binary>=2.9"],

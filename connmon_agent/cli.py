@@ -196,7 +196,7 @@ def choose_json() -> str:
     if protocol.use_fast_json():
         return "orjson"
     if choice == "orjson":
-        raise ConfigError(f"{JSON_ENV}=orjson but orjson is not installed (pip install connmon[fast])")
+        raise ConfigError(f"{JSON_ENV}=orjson but orjson is not installed (pip install orjson)")
     return "stdlib"
 
 

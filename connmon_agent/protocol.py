@@ -88,8 +88,8 @@ _fast_loads: Any = None
 
 
 def use_fast_json() -> bool:
-    """Decode frames with orjson, when it is installed (``pip install
-    connmon[fast]``); True if it is now in use.
+    """Decode frames with orjson, when it is installed (a dependency of
+    connmon where it has wheels); True if it is now in use.
 
     Called by the agent and the console (``connmon-agent`` commands), never
     inside applications: a reporter decodes one welcome per connection.

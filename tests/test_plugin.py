@@ -159,3 +159,19 @@ def test_importing_dialects_imports_no_driver() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_reporting_application_never_imports_the_agents_c_helpers(fake_agent, short_tmp: str) -> None:
+    """uvloop and orjson are the agent's; an application that reports (its
+    engine connected, a report sent and answered) loads neither."""
+    agent = fake_agent()
+    code = (
+        "import sys, time, sqlalchemy as sa\n"
+        f"e = sa.create_engine('sqlite:///{short_tmp}/g.db?plugin=connmon&connmon_socket={agent.path}&connmon_interval=0.1')\n"
+        "e.connect().close()\n"
+        "time.sleep(1.0)\n"
+        "bad = [m for m in ('uvloop', 'orjson') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert agent.reports  # it did report

@@ -1,5 +1,5 @@
 """Which event loop the agent runs on: uvloop's when it is installed
-(``pip install connmon[fast]``), else asyncio's own.
+(a dependency of connmon where it has wheels), else asyncio's own.
 
 uvloop runs the loop and the transports in C, which takes 2 to 3 µs (about
 a tenth) off the agent's CPU per report at 10,000 processes
@@ -31,7 +31,7 @@ def loop_factory() -> tuple[str, Callable[[], asyncio.AbstractEventLoop] | None]
         import uvloop
     except ImportError:
         if choice == "uvloop":
-            raise ConfigError(f"{ENV}=uvloop but uvloop is not installed (pip install connmon[fast])") from None
+            raise ConfigError(f"{ENV}=uvloop but uvloop is not installed (pip install uvloop)") from None
         return "asyncio", None
     return "uvloop", uvloop.new_event_loop
 

@@ -94,6 +94,21 @@ class Canon:
 CANON = Canon()
 
 
+def _write(values: array[int], index: dict[str, int], part: dict[str, int],
+           more: dict[str, int] | None) -> dict[str, int]:
+    """Write ``part`` over ``values``; names not in ``index`` go to ``more``
+    (made if None), which is returned."""
+    if more is None:
+        more = {}
+    for name, value in part.items():
+        i = index.get(name)
+        if i is None:
+            more[name] = value
+        else:
+            values[i] = value
+    return more
+
+
 class PoolState:
     """One pool of one process, as merged from its reports.
 
@@ -166,25 +181,21 @@ class PoolState:
         part = p.get("gauges")
         if part:
             values = self.gauges
-            for name, value in part.items():
-                i = _GAUGE_INDEX.get(name)
-                if i is None:
-                    if self.more_gauges is None:
-                        self.more_gauges = {}
-                    self.more_gauges[name] = value
-                else:
-                    values[i] = value
+            index = _GAUGE_INDEX
+            try:
+                for name, value in part.items():
+                    values[index[name]] = value
+            except KeyError:  # a name this agent does not know
+                self.more_gauges = _write(values, index, part, self.more_gauges)
         part = p.get("counters")
         if part:
             values = self.counters
-            for name, value in part.items():
-                i = _COUNTER_INDEX.get(name)
-                if i is None:
-                    if self.more_counters is None:
-                        self.more_counters = {}
-                    self.more_counters[name] = value
-                else:
-                    values[i] = value
+            index = _COUNTER_INDEX
+            try:
+                for name, value in part.items():
+                    values[index[name]] = value
+            except KeyError:
+                self.more_counters = _write(values, index, part, self.more_counters)
         hold = p.get("hold")
         if hold is not None:
             if "counts" in hold:  # whole: on first sight, or its bounds changed
