@@ -163,40 +163,18 @@ class Opener:
         return protocol.decode_body(self.open(body))
 
 
-class RawFrames:
-    """Splits a byte stream into frame bodies (bytes), refusing any frame
-    over ``max_size`` before reading it (AuthError ``oversized``)."""
+class RawFrames(protocol.FrameSplitter):
+    """Splits a byte stream into frame bodies (``feed``), refusing any frame
+    over ``max_size`` before reading it as AuthError ``oversized`` (counted
+    with the other refused frames of authenticated links)."""
 
-    __slots__ = ("max_size", "_buf")
-
-    def __init__(self, max_size: int) -> None:
-        self.max_size = max_size
-        self._buf = bytearray()
+    __slots__ = ()
 
     def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += data
-        out: list[bytes] = []
-        pos = 0
-        n = len(buf)
-        while n - pos >= protocol.HEADER_SIZE:
-            (size,) = protocol.HEADER.unpack_from(buf, pos)
-            if size > self.max_size:
-                raise AuthError("oversized", f"frame of {size} bytes exceeds the maximum of {self.max_size}")
-            if size == 0:
-                raise ProtocolError("empty frame")
-            end = pos + protocol.HEADER_SIZE + size
-            if end > n:
-                break
-            out.append(bytes(buf[pos + protocol.HEADER_SIZE:end]))
-            pos = end
-        if pos:
-            del buf[:pos]
-        return out
+        return self.split(data)
 
-    @property
-    def pending(self) -> int:
-        return len(self._buf)
+    def oversized(self, size: int) -> None:
+        raise AuthError("oversized", f"frame of {size} bytes exceeds the maximum of {self.max_size}")
 
 
 class ClientHandshake:

@@ -162,12 +162,13 @@ def decode_body(body: bytes) -> dict[str, Any]:
     return msg
 
 
-class FrameDecoder:
-    """Incremental frame decoder for one stream.
+class FrameSplitter:
+    """Splits one stream into frame bodies (bytes).
 
-    ``feed()`` bytes as they arrive; it returns the complete messages and
-    keeps any partial frame. After a ProtocolError the stream is out of
-    step and must be closed.
+    ``split()`` bytes as they arrive; it returns the bodies of the complete
+    frames and keeps any partial frame. A frame over ``max_size`` is refused
+    from its header alone (:meth:`oversized`), before its body is read.
+    After an error the stream is out of step and must be closed.
     """
 
     __slots__ = ("max_size", "_buf")
@@ -176,38 +177,50 @@ class FrameDecoder:
         self.max_size = max_size
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
+    def split(self, data: bytes) -> list[bytes]:
         buf = self._buf
-        if not buf and len(data) > HEADER_SIZE:
-            # The common case, one whole frame per read: no copying.
-            (size,) = HEADER.unpack_from(data)
-            if size + HEADER_SIZE == len(data) and 0 < size <= self.max_size:
-                return [decode_body(data[HEADER_SIZE:])]
         buf += data
-        out: list[dict[str, Any]] = []
+        out: list[bytes] = []
         pos = 0
         n = len(buf)
         while n - pos >= HEADER_SIZE:
             (size,) = HEADER.unpack_from(buf, pos)
             if size > self.max_size:
-                raise ProtocolError(
-                    f"frame of {size} bytes exceeds the maximum of {self.max_size}"
-                )
+                self.oversized(size)
             if size == 0:
                 raise ProtocolError("empty frame")
             end = pos + HEADER_SIZE + size
             if end > n:
                 break
-            out.append(decode_body(bytes(buf[pos + HEADER_SIZE : end])))
+            out.append(bytes(buf[pos + HEADER_SIZE : end]))
             pos = end
         if pos:
             del buf[:pos]
         return out
 
+    def oversized(self, size: int) -> None:
+        """Raise for a frame of ``size`` bytes, over the maximum."""
+        raise ProtocolError(f"frame of {size} bytes exceeds the maximum of {self.max_size}")
+
     @property
     def pending(self) -> int:
         """Bytes of an incomplete frame held."""
         return len(self._buf)
+
+
+class FrameDecoder(FrameSplitter):
+    """Incremental frame decoder for one stream: ``feed()`` bytes as they
+    arrive, get the complete messages (:func:`decode_body`)."""
+
+    __slots__ = ()
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        if not self._buf and len(data) > HEADER_SIZE:
+            # The common case, one whole frame per read: no copying.
+            (size,) = HEADER.unpack_from(data)
+            if size + HEADER_SIZE == len(data) and 0 < size <= self.max_size:
+                return [decode_body(data[HEADER_SIZE:])]
+        return [decode_body(body) for body in self.split(data)]
 
 
 def iter_frames(data: bytes, max_size: int = MAX_STATE_FRAME) -> Iterator[dict[str, Any]]:

@@ -294,3 +294,23 @@ def test_a_delta_with_a_whole_histogram_replaces_the_bounds_held():
     reg.ingest(rec, report([{"id": "1", "hold": {"changed": [2, 4], "sum": 9.0, "count": 7}}]), 102.0)
     assert pools_at(reg, 102.0)["1"]["hold"] == {"bounds": [0.5, 5.0], "counts": [1, 2, 4], "sum": 9.0, "count": 7}
     assert reg.ignored_pools == 0
+
+
+def test_deltas_cannot_grow_a_pool_without_bound():
+    """A client sending new unknown names in every delta is capped (the
+    next full report starts over)."""
+    from connmon_agent.agent.poolstate import MAX_MORE
+
+    reg = Registry()
+    rec = tracked(reg)
+    reg.ingest(rec, report([pool("1")], full=True, seq=0), 100.0)
+    for i in range(3 * MAX_MORE // 8):
+        names = {f"n{i}_{k}": k for k in range(8)}
+        reg.ingest(rec, report([{"id": "1", "gauges": names, "counters": names, **{f"k{i}_{k}": k for k in range(8)}}],
+                               seq=i + 1), 101.0)
+    p = pools_at(reg, 101.0)["1"]
+    known = set(protocol.GAUGES) | set(protocol.COUNTERS)
+    assert len(set(p["gauges"]) - known) == MAX_MORE and len(set(p["counters"]) - known) == MAX_MORE
+    assert len([k for k in p if k.startswith("k")]) == MAX_MORE
+    reg.ingest(rec, report([pool("1")], full=True, seq=99), 102.0)
+    assert set(pools_at(reg, 102.0)["1"]["gauges"]) == set(protocol.GAUGES)

@@ -14,7 +14,7 @@ over them, so a report costs about what it carries
 :meth:`PoolState.view` gives the POOL object of the status JSON
 (docs/internals.rst): every known gauge and counter (missing ones read as
 0), names and top-level keys a newer client sent that this agent does not
-know kept as they came. Values inside ``wait`` and ``hold`` are the known
+know kept as they came (up to ``MAX_MORE`` of each). Values inside ``wait`` and ``hold`` are the known
 ones only. Event loop only.
 """
 from __future__ import annotations
@@ -37,7 +37,10 @@ _KNOWN_KEYS = frozenset(("id", "name", "target", "config", "gauges", "counters",
 #: The keys a delta record usually has (anything else takes the slow path).
 _COMMON_DELTA = frozenset(("id", "gauges", "counters", "wait", "hold", "checkouts", "checkouts_total"))
 _COMMON_WHOLE = _COMMON_DELTA | {"name", "target", "config"}
-_EMPTY: dict[str, Any] = {}
+#: At most this many names a newer client adds are kept per section
+#: (gauges, counters) and top-level keys per pool: deltas cannot grow a
+#: pool without bound. Later new ones are dropped until the next full report.
+MAX_MORE = 64
 
 
 class Canon:
@@ -60,22 +63,20 @@ class Canon:
         self._bounds: dict[tuple[Any, ...], list[Any]] = {}
 
     def config(self, config: dict[str, Any]) -> dict[str, Any]:
-        key = tuple(config.items())
-        shared = self._configs.get(key)
-        if shared is not None:
-            return shared
-        if len(self._configs) < self.limit:
-            self._configs[key] = config
-        return config
+        return self._share(self._configs, tuple(config.items()), config)
 
     def bounds(self, bounds: list[Any]) -> list[Any]:
-        key = tuple(bounds)
-        shared = self._bounds.get(key)
+        return self._share(self._bounds, tuple(bounds), bounds)
+
+    def _share(self, table: dict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any) -> Any:
+        """The object held for ``key``, or ``value`` (held from now on while
+        the table has room)."""
+        shared = table.get(key)
         if shared is not None:
             return shared
-        if len(self._bounds) < self.limit:
-            self._bounds[key] = bounds
-        return bounds
+        if len(table) < self.limit:
+            table[key] = value
+        return value
 
     @staticmethod
     def checkouts(checkouts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -95,17 +96,23 @@ CANON = Canon()
 
 
 def _write(values: array[int], index: dict[str, int], part: dict[str, int],
-           more: dict[str, int] | None) -> dict[str, int]:
-    """Write ``part`` over ``values``; names not in ``index`` go to ``more``
-    (made if None), which is returned."""
+           more: dict[str, int] | None) -> dict[str, int] | None:
+    """Write ``part`` over ``values`` (by ``index``); names not in ``index``
+    go to ``more`` (made if None). Returns ``more``."""
+    try:
+        for name, value in part.items():
+            values[index[name]] = value
+        return more
+    except KeyError:  # a name this agent does not know (a newer client's)
+        pass
     if more is None:
         more = {}
     for name, value in part.items():
         i = index.get(name)
-        if i is None:
-            more[name] = value
-        else:
+        if i is not None:
             values[i] = value
+        elif name in more or len(more) < MAX_MORE:
+            more[name] = value
     return more
 
 
@@ -180,22 +187,10 @@ class PoolState:
     def _apply(self, p: dict[str, Any], canon: Canon, now: float) -> None:
         part = p.get("gauges")
         if part:
-            values = self.gauges
-            index = _GAUGE_INDEX
-            try:
-                for name, value in part.items():
-                    values[index[name]] = value
-            except KeyError:  # a name this agent does not know
-                self.more_gauges = _write(values, index, part, self.more_gauges)
+            self.more_gauges = _write(self.gauges, _GAUGE_INDEX, part, self.more_gauges)
         part = p.get("counters")
         if part:
-            values = self.counters
-            index = _COUNTER_INDEX
-            try:
-                for name, value in part.items():
-                    values[index[name]] = value
-            except KeyError:
-                self.more_counters = _write(values, index, part, self.more_counters)
+            self.more_counters = _write(self.counters, _COUNTER_INDEX, part, self.more_counters)
         hold = p.get("hold")
         if hold is not None:
             if "counts" in hold:  # whole: on first sight, or its bounds changed
@@ -237,7 +232,7 @@ class PoolState:
             if extra is None:
                 extra = self.extra = {}
             for key, value in p.items():
-                if key not in _KNOWN_KEYS:
+                if key not in _KNOWN_KEYS and (key in extra or len(extra) < MAX_MORE):
                     extra[key] = value
 
     def view(self, shift: float) -> tuple[dict[str, Any], float]:

@@ -75,12 +75,16 @@ class Connection(asyncio.Protocol):
         server = self.server
         server.connections.add(self)
         server.registry.touch()
+        self._identify(transport)
+        self.timer = server.loop.call_later(server.options.hello_timeout, self._hello_timeout)
+
+    def _identify(self, transport: asyncio.BaseTransport) -> None:
+        """Note who is at the other end (here: the Unix peer's credentials)."""
         sock = transport.get_extra_info("socket")
         try:
             self.peer = peer_credentials(sock)
         except OSError:
             self.peer = None
-        self.timer = server.loop.call_later(server.options.hello_timeout, self._hello_timeout)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -92,9 +96,14 @@ class Connection(asyncio.Protocol):
             self.server.bad_frame(self, err)
 
     def eof_received(self) -> bool:
-        if self.decoder.pending:
-            self.server.bad_frame(self, ProtocolError(f"connection closed inside a frame ({self.decoder.pending} bytes)"))
+        pending = self.pending_bytes()
+        if pending:
+            self.server.bad_frame(self, ProtocolError(f"connection closed inside a frame ({pending} bytes)"))
         return False  # close our side too
+
+    def pending_bytes(self) -> int:
+        """Bytes of an incomplete frame received."""
+        return self.decoder.pending
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -113,12 +122,8 @@ class Connection(asyncio.Protocol):
         protocol.validate_hello(msg)
         self._cancel_timer()
         server = self.server
-        try:
-            version = protocol.negotiate(msg)
-        except ProtocolError as err:
-            server.stats.version_mismatches += 1
-            server.registry.touch()
-            server.reject(self, "version", str(err))
+        version = self._negotiate(msg)
+        if version is None:
             return
         role = msg["role"]
         if role == "reporter":
@@ -136,6 +141,16 @@ class Connection(asyncio.Protocol):
             return
         self.role = role
         self.decoder.max_size = MAX_FRAME[role]
+
+    def _negotiate(self, hello: dict[str, Any]) -> int | None:
+        """The protocol version to speak; None once a hello with no version
+        in common was answered (an ``error`` naming both ranges) and closed."""
+        try:
+            return protocol.negotiate(hello)
+        except ProtocolError as err:
+            self.server.stats.version_mismatches += 1
+            self.server.reject(self, "version", str(err))
+            return None
 
     def _on_report(self, msg: dict[str, Any]) -> None:
         if msg["t"] != "report":

@@ -54,15 +54,10 @@ class TcpConnection(Connection):
 
     # -- asyncio callbacks --------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        server = self.server
-        server.connections.add(self)
-        server.registry.touch()
+    def _identify(self, transport: asyncio.BaseTransport) -> None:
         peername = transport.get_extra_info("peername")
         if peername:
             self.address = f"{peername[0]}:{peername[1]}"
-        self.timer = server.loop.call_later(server.options.hello_timeout, self._hello_timeout)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -85,10 +80,8 @@ class TcpConnection(Connection):
         except ProtocolError as err:
             self.server.bad_frame(self, err)
 
-    def eof_received(self) -> bool:
-        if self.frames.pending:
-            self.server.bad_frame(self, ProtocolError(f"connection closed inside a frame ({self.frames.pending} bytes)"))
-        return False
+    def pending_bytes(self) -> int:
+        return self.frames.pending
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -138,11 +131,8 @@ class TcpConnection(Connection):
     def _hello_done(self, msg: dict[str, Any]) -> None:
         self._cancel_timer()
         server = self.server
-        try:
-            version = protocol.negotiate(msg)
-        except ProtocolError as err:
-            server.stats.version_mismatches += 1
-            server.reject(self, "version", str(err))
+        version = self._negotiate(msg)
+        if version is None:
             return
         role = msg["role"]
         overhead = auth.SEALED_OVERHEAD if self.sealer is not None else 0
