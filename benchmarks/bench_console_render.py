@@ -10,7 +10,10 @@ too, and the CPU figure covers both.
 Every refresh gets a state it has never seen, decoded from JSON as the
 console's feed decodes it (fresh objects: nothing can be recognised by
 identity), in which every process's counters and most gauges changed.
-The decoding (done by the feed thread in the console) is not timed.
+The decoding, done by the console's feed thread (holding the GIL, so keys
+wait for it), is timed apart: with each JSON decoder, with the cyclic
+garbage collector paused as the feed does (``query.gc_paused``) and, for
+comparison, running.
 
     python benchmarks/bench_console_render.py [--processes 10000] [--pools 1] [--repeat 10]
 """
@@ -25,8 +28,10 @@ from typing import Any
 
 import urwid
 
+from connmon_agent import protocol
 from connmon_agent.console.app import ConsoleApp
 from connmon_agent.protocol import COUNTERS, GAUGES
+from connmon_agent.query import gc_paused
 
 TARGETS = [f"mysql+pymysql://app@db{i}:3306/app" for i in range(4)]
 
@@ -85,6 +90,31 @@ class Screen(urwid.BaseScreen):
         self.drawn += 1
 
 
+def decode_times(body: bytes, repeat: int) -> None:
+    """Median time to decode one state in the feed thread, per decoder,
+    while the previous one is held (as the console holds the state shown)."""
+    shown = protocol.decode_body(body)  # noqa: F841 - held on purpose
+    print(f"decoding one state ({len(body) / 2**20:.0f} MB) in the feed thread, median of {repeat}:")
+    for decoder in ("stdlib", "orjson"):
+        if decoder == "orjson" and not protocol.use_fast_json():
+            continue
+        if decoder == "stdlib":
+            protocol.use_stdlib_json()
+        row = []
+        for paused in (True, False):
+            times = []
+            for _ in range(repeat):
+                gc.collect()
+                t0 = time.perf_counter()
+                with gc_paused(paused):
+                    state = protocol.decode_body(body)
+                times.append((time.perf_counter() - t0) * 1000)
+                del state
+            row.append(statistics.median(times))
+        print(f"  {decoder:<7} {row[0]:5.0f} ms (collector running: {row[1]:5.0f} ms)")
+    protocol.use_stdlib_json()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--processes", type=int, default=10_000)
@@ -93,6 +123,7 @@ def main() -> None:
     args = ap.parse_args()
     # Each refresh decodes its own copy of one of these (as JSON text).
     states = [json.dumps(make_state(args.processes, args.pools, 1.7e9 + t, t)) for t in range(3)]
+    decode_times(json.dumps({"t": "state", **json.loads(states[1])}).encode(), args.repeat)
     print(f"{args.processes} processes x {args.pools} pool(s), median of {args.repeat} refreshes:")
     for view, size in (("program", (200, 60)), ("host", (200, 60)), ("process", (200, 60)),
                        ("process", (80, 24)), ("pool", (200, 60)), ("database", (200, 60))):
