@@ -4,23 +4,26 @@ what the peer links carry at 1,000 processes per host.
 1. Latency: two real agents (nodes n1, n2 on loopback, authenticated with a
    shared secret, default ``sync_interval`` 1 s) and one real SQLAlchemy
    process reporting to n1 every second (the default). Each trial checks a
-   connection out and times until n2's status shows it (polled every
-   20 ms), then checks it in and waits until n2 shows that too.
+   connection out and times until n1's status shows it (local) and until
+   n2's does (peer), both polled every 20 ms, then checks it in and waits
+   until both show that too.
 2. Bandwidth: node n1 with 1,000 simulated busy processes (the load
    generator of bench_agent_ingest.py, through ``--trust-hello-pid``: every
    pool's counters change every second, a third of the checkouts change),
    n2 its peer; the bytes n1 sent on its peer link per second, with
    deltas and the periodic full sync (``full_sync_interval`` 30 s).
 
-    .venv/bin/python benchmarks/bench_cluster.py [--trials 10] [--duration 30] [--procs 1000]
+    .venv/bin/python benchmarks/bench_cluster.py [--trials 20] [--duration 30] [--procs 1000]
 
-Target: checkout on one node to its appearance on another <= 3 s.
+Targets: a checkout shows in the status of the local agent <= 1.5 s, of
+another node <= 3 s.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -134,22 +137,32 @@ def latency(workdir: str, trials: int, sync: float) -> dict:
         holder = subprocess.Popen([sys.executable, "-c", HOLDER, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   text=True, cwd=ROOT)
         assert holder.stdout.readline().strip() == "ready"
-        results = []
+        results: dict[str, list[float]] = {"local": [], "peer": []}
+        rng = random.Random(7)
         for _ in range(trials):
+            # A checkout at a random point of the report and sync intervals
+            # (waiting for the last change to show would otherwise lock the
+            # trials to just before a report).
+            time.sleep(rng.uniform(0.0, 2.0))
             for op, want in (("out", 1), ("in", 0)):
                 holder.stdin.write(op + "\n")
                 holder.stdin.flush()
                 assert holder.stdout.readline().strip() == "done"
                 t0 = time.monotonic()
-                while checked_out_on(n2, "host-n1") != want:
+                seen: dict[str, float] = {}
+                while len(seen) < 2:
+                    for name, agent in (("local", n1), ("peer", n2)):
+                        if name not in seen and checked_out_on(agent, "host-n1") == want:
+                            seen[name] = time.monotonic() - t0
                     if time.monotonic() - t0 > 20:
-                        raise RuntimeError("the change never reached n2")
+                        raise RuntimeError(f"the change never reached {'n1' if 'local' not in seen else 'n2'}")
                     time.sleep(0.02)
                 if op == "out":
-                    results.append(time.monotonic() - t0)
-            time.sleep(0.37)  # so trials fall at different points of the intervals
-        return {"sync_interval": sync, "trials": trials, "median_s": round(statistics.median(results), 3),
-                "max_s": round(max(results), 3), "min_s": round(min(results), 3)}
+                    for name, took in seen.items():
+                        results[name].append(took)
+        return {"sync_interval": sync, "trials": trials,
+                **{name: {"median_s": round(statistics.median(r), 3), "max_s": round(max(r), 3),
+                          "min_s": round(min(r), 3)} for name, r in results.items()}}
     finally:
         if holder is not None:
             holder.kill()
@@ -168,7 +181,7 @@ def bandwidth(workdir: str, procs: int, duration: float) -> dict:
     try:
         wait_linked(n1, n2)
         code = ("import sys; sys.path.insert(0, %r); from bench_agent_ingest import generator; "
-                "generator(%r, 100000, %d, %f)" % (HERE, n1.socket, procs, duration + 60))
+                "generator(%r, 100000, %d, %f, 'busy')" % (HERE, n1.socket, procs, duration + 60))
         gen = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, cwd=ROOT)
         assert gen.stdout.readline().strip() == "ready"
@@ -204,7 +217,7 @@ def bandwidth(workdir: str, procs: int, duration: float) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--procs", type=int, default=1000)
     ap.add_argument("--skip-bandwidth", action="store_true")
