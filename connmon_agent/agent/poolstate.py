@@ -42,7 +42,6 @@ _KNOWN_KEYS = frozenset(("id", "name", "target", "config", "gauges", "counters",
                          "checkouts", "checkouts_total", "hold"))
 #: The keys a delta record usually has (anything else takes the slow path).
 _COMMON_DELTA = frozenset(("id", "gauges", "counters", "wait", "hold", "checkouts", "checkouts_total"))
-_COMMON_WHOLE = _COMMON_DELTA | {"name", "target", "config"}
 #: At most this many names a newer client adds are kept per section
 #: (gauges, counters) and top-level keys per pool: deltas cannot grow a
 #: pool without bound. Later new ones are dropped until the next full report.
@@ -138,8 +137,8 @@ class PoolState:
 
     def __init__(self, pool_id: str, name: str, target: str, received: float) -> None:
         self.id = pool_id
-        self.name = intern(name)
-        self.target = intern(target)
+        self.name = name
+        self.target = target
         self.config: dict[str, Any] | None = None
         #: gauges, counters, the histogram's count, its bucket counts
         self.values = array("q", _NO_VALUES)
@@ -162,12 +161,7 @@ class PoolState:
         """The state a complete pool record (``name``, ``target``, and a
         whole ``hold`` if any) describes."""
         self = cls(p["id"], p["name"], p["target"], now)
-        if p.keys() <= _COMMON_WHOLE:
-            config = p.get("config")
-            if config is not None:
-                self.config = canon.config(config)
-        else:
-            self._rare(p, canon)
+        self._rare(p, canon)
         self._apply(p, canon, now)
         return self
 

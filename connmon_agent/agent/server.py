@@ -120,11 +120,10 @@ class Connection(asyncio.Protocol):
 
     def _on_hello(self, msg: dict[str, Any]) -> None:
         protocol.validate_hello(msg)
-        self._cancel_timer()
-        server = self.server
         version = self._negotiate(msg)
         if version is None:
             return
+        server = self.server
         role = msg["role"]
         if role == "reporter":
             if not server.accept_reporter(self, msg):
@@ -143,8 +142,10 @@ class Connection(asyncio.Protocol):
         self.decoder.max_size = MAX_FRAME[role]
 
     def _negotiate(self, hello: dict[str, Any]) -> int | None:
-        """The protocol version to speak; None once a hello with no version
-        in common was answered (an ``error`` naming both ranges) and closed."""
+        """The hello is in: the protocol version to speak; None once a hello
+        with no version in common was answered (an ``error`` naming both
+        ranges) and closed."""
+        self._cancel_timer()
         try:
             return protocol.negotiate(hello)
         except ProtocolError as err:

@@ -129,11 +129,10 @@ class TcpConnection(Connection):
         self._hello_done(self.hello_msg)
 
     def _hello_done(self, msg: dict[str, Any]) -> None:
-        self._cancel_timer()
-        server = self.server
         version = self._negotiate(msg)
         if version is None:
             return
+        server = self.server
         role = msg["role"]
         overhead = auth.SEALED_OVERHEAD if self.sealer is not None else 0
         if role == "reporter":
