@@ -30,7 +30,9 @@ def pair(short_tmp: str, scripts: Any) -> Any:
     b = make_agent(short_tmp, cfg["path"], "b", "hb", made).start()
     rep = scripts.spawn(REPORTER, reporter_url(f"{short_tmp}/b.db", "prog-b", socket=b.socket), name="rep_b")
     assert rep.stdout.readline().strip() == "ready"
-    a.wait_state(lambda s: any(p["host"] == "hb" for p in s["processes"]), timeout=10, what="hb's process on a")
+    # Its first report may go out before its checkout: wait for the checkout.
+    a.wait_state(lambda s: any(p["host"] == "hb" and p["gauges"]["checked_out"] == 1 for p in s["processes"]),
+                 timeout=10, what="hb's process, holding its connection, on a")
     yield {"a": a, "b": b, "config": cfg["path"], "secret": secret, "port": cfg["ports"]["a"], "dir": short_tmp}
     rep.stdin.write("\n")
     rep.stdin.flush()
